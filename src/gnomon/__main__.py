@@ -1,0 +1,3 @@
+from gnomon.cli import main
+
+main()

@@ -1,0 +1,51 @@
+"""Interfaces. Implementations live in folders named after them (engine/executors/)."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+from gnomon.domain import RunState
+
+
+@dataclass
+class Outcome:
+    """How an attempt ended."""
+
+    state: RunState
+    exit_code: int | None = None
+    message: str | None = None
+
+
+@dataclass
+class Attempt:
+    """What an executor gets: the run, its job's action, and a place to write output."""
+
+    run: dict[str, Any]
+    action: dict[str, Any]
+    params: dict[str, Any]
+    timeout_s: float | None
+    output: OutputSink
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class OutputSink(ABC):
+    @abstractmethod
+    def write(self, data: bytes) -> None:
+        """Append output; the service keeps the last N KiB and streams it to readers."""
+
+
+class Executor(ABC):
+    """Runs attempts of jobs whose `executor` matches `name`."""
+
+    name: str
+
+    @abstractmethod
+    async def execute(self, attempt: Attempt) -> Outcome:
+        """Do the work. Honour `attempt.cancelled` and `attempt.timeout_s` (kill everything
+        the attempt started). Never raise for a failure of the work itself: return it."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources (clients, pools)."""

@@ -1,0 +1,134 @@
+"""Rows to JSON: times as RFC 3339 UTC, internal columns left out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
+def iso(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: str | None, field: str) -> float | None:
+    from gnomon.errors import Invalid
+
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise Invalid(field, f"not an RFC 3339 time: {value!r}") from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+RUN_TIMES = (
+    "scheduled_for",
+    "not_before",
+    "lease_expires_at",
+    "created_at",
+    "claimed_at",
+    "started_at",
+    "finished_at",
+    "updated_at",
+)
+
+
+def run(row: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in row.items() if k not in ("output", "action", "retry", "job_name")}
+    for k in RUN_TIMES:
+        if k in out:
+            out[k] = iso(out[k])
+    return out
+
+
+def job(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "space": row["space"],
+        "name": row["name"],
+        "action": row["action"],
+        "executor": row["executor"],
+        "timeout_s": row["timeout_s"],
+        "retry": row["retry"],
+        "concurrency": row["concurrency"],
+        "params": row["params"],
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+def schedule(row: dict[str, Any]) -> dict[str, Any]:
+    kind, expr = row["kind"], row["expr"]
+    return {
+        "id": row["id"],
+        "job_id": row["job_id"],
+        "space": row["space"],
+        "kind": kind,
+        "cron": expr if kind == "cron" else None,
+        "every": f"{expr}s" if kind == "every" else None,
+        "at": iso(datetime.fromisoformat(expr).timestamp()) if kind == "at" else None,
+        "timezone": row["timezone"],
+        "enabled": row["enabled"],
+        "overlap": row["overlap"],
+        "catchup_window_s": row["catchup_window_s"],
+        "catchup": row["catchup"],
+        "jitter_s": row["jitter_s"],
+        "params": row["params"],
+        "next_fire_at": iso(row["next_fire_at"]),
+        "last_fire_at": iso(row["last_fire_at"]),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+def fire(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "fire_at": iso(row["fire_at"]),
+        "until_at": iso(row["until_at"]),
+        "count": row["count"],
+        "status": row["status"],
+        "recorded_at": iso(row["recorded_at"]),
+    }
+
+
+def event(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "at": iso(row["at"])}
+
+
+def token(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "admin": row["admin"],
+        "roles": row.get("roles", {}),
+        "created_at": iso(row["created_at"]),
+        "revoked_at": iso(row.get("revoked_at")),
+    }
+
+
+def space(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "name": row["name"],
+        "timezone": row["timezone"],
+        "created_at": iso(row["created_at"]),
+        "members": row.get("members", []),
+    }
+
+
+def page(items: list[dict[str, Any]], next_cursor: str | None, fn: Any) -> dict[str, Any]:
+    return {"items": [fn(i) for i in items], "next_cursor": next_cursor}

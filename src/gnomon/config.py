@@ -1,0 +1,64 @@
+"""One Settings object, read from `GNOMON_*` environment variables.
+
+Nothing else reads os.environ."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GNOMON_", extra="ignore")
+
+    data_dir: Path = Path("gnomon-data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; SQLite in the data dir when unset."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8080
+    url: str | None = Field(default=None, description="Where the CLI finds the server.")
+    token: str | None = Field(default=None, description="The CLI's token.")
+
+    workers: int = Field(default=16, description="Local executor pool size.")
+    claim_batch: int = 512
+    lease_s: float = 30.0
+    heartbeat_s: float = 10.0
+    poll_s: float = 0.25
+    output_limit_kib: int = 1024
+    output_flush_s: float = 0.25
+
+    scheduler_batch: int = 5000
+    scheduler_max_sleep_s: float = 1.0
+    catchup_grace_s: float = 1.0
+    default_catchup_window_s: int = 60
+
+    max_body_bytes: int = 1024 * 1024
+    token_cache_s: float = 2.0
+    metrics_public: bool = True
+    sqlite_synchronous: str = "FULL"
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            for plain, driver in (
+                ("postgresql://", "postgresql+asyncpg://"),
+                ("postgres://", "postgresql+asyncpg://"),
+                ("sqlite://", "sqlite+aiosqlite://"),
+            ):
+                if url.startswith(plain):
+                    return driver + url[len(plain) :]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'gnomon.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def output_limit_bytes(self) -> int:
+        return self.output_limit_kib * 1024

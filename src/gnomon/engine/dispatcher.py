@@ -1,0 +1,223 @@
+"""The dispatcher: claims due runs in batches, hands them to executors, reports back.
+
+Transitions are buffered and written in one transaction per flush (a run that starts and ends
+between two flushes is written once); leases are renewed for everything held with one
+statement per heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from ulid import ULID
+
+from gnomon.abc import Attempt, Executor, Outcome, OutputSink
+from gnomon.domain import RetryPolicy, RunState, clip_output
+from gnomon.service import Service
+from gnomon.service.runs import HELD, settle
+
+log = structlog.get_logger(__name__)
+
+FLUSH_DELAY_S = 0.002
+
+
+class TailBuffer(OutputSink):
+    """Keeps the last `limit` bytes of an attempt's output and how many were written."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.data = bytearray()
+        self.total = 0
+        self.dirty = False
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+        if len(self.data) > self.limit:
+            del self.data[: len(self.data) - self.limit]
+        self.total += len(data)
+        self.dirty = True
+
+    def text(self) -> str:
+        return bytes(clip_output(self.data, self.limit)).decode("utf-8", errors="replace")
+
+
+class Dispatcher:
+    def __init__(self, svc: Service, executors: Sequence[Executor]):
+        self.svc = svc
+        self.settings = svc.settings
+        self.executors = {e.name: e for e in executors}
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{ULID()}"
+        self.capacity = self.settings.workers
+        self.inflight: dict[str, tuple[Attempt, TailBuffer]] = {}
+        self._changes: dict[str, dict[str, Any]] = {}
+        self._flush_wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._work: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        svc.cancel_hooks.append(self._cancel_local)
+
+    def start(self) -> None:
+        for loop in (self._claim_loop, self._flush_loop, self._heartbeat_loop, self._output_loop):
+            self._tasks.append(asyncio.create_task(loop(), name=f"gnomon-{loop.__name__}"))
+
+    async def stop(self) -> None:
+        """Stop claiming; end in-flight attempts as lost (they retry per policy); flush."""
+        self._stopping = True
+        claim = self._tasks[0] if self._tasks else None
+        if claim:
+            claim.cancel()
+            await asyncio.gather(claim, return_exceptions=True)
+        for task in list(self._work):
+            task.cancel()
+        await asyncio.gather(*self._work, return_exceptions=True)
+        for task in self._tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self._flush()
+        for e in self.executors.values():
+            await e.close()
+
+    # --- claiming -------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        names = list(self.executors)
+        while True:
+            free = self.capacity - len(self.inflight)
+            if free <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            want = min(free, self.settings.claim_batch)
+            try:
+                claimed = await self.svc.runs.claim(names, want, self.worker_id)
+            except Exception:
+                log.exception("claim failed")
+                await asyncio.sleep(1)
+                continue
+            for run in claimed:
+                self._start(run)
+            if len(claimed) < want:
+                await self.svc.signals.runs_queued.wait(self.settings.poll_s)
+
+    def _start(self, run: dict[str, Any]) -> None:
+        tail = TailBuffer(self.settings.output_limit_bytes)
+        attempt = Attempt(
+            run=run,
+            action=run["action"],
+            params=run["params"] or {},
+            timeout_s=run["timeout_s"],
+            output=tail,
+        )
+        self.inflight[run["id"]] = (attempt, tail)
+        now = time.time()
+        self._changes[run["id"]] = {
+            "id": run["id"],
+            "state": RunState.running.value,
+            "started_at": now,
+            "updated_at": now,
+            "_states": [(RunState.running.value, run["attempt"])],
+        }
+        self._flush_wake.set()
+        task = asyncio.create_task(self._execute(attempt, tail))
+        self._work.add(task)
+        task.add_done_callback(self._work.discard)
+
+    async def _execute(self, attempt: Attempt, tail: TailBuffer) -> None:
+        run = attempt.run
+        executor = self.executors[run["executor"]]
+        try:
+            outcome = await executor.execute(attempt)
+        except asyncio.CancelledError:
+            outcome = Outcome(RunState.lost, message="the server stopped while this ran")
+        except Exception as exc:  # an executor fault, not the work's: the attempt is lost
+            log.exception("executor failed", run_id=run["id"])
+            outcome = Outcome(RunState.lost, message=f"executor fault: {exc!r}")
+        self._finish(run, outcome, tail)
+
+    def _finish(self, run: dict[str, Any], outcome: Outcome, tail: TailBuffer) -> None:
+        self.inflight.pop(run["id"], None)
+        self._room.set()
+        now = time.time()
+        change = settle(
+            run,
+            outcome.state,
+            RetryPolicy.model_validate(run["retry"]),
+            now,
+            exit_code=outcome.exit_code,
+            message=outcome.message,
+            output=tail.text(),
+            output_size=tail.total,
+        )
+        states = change.pop("_states", [(change["state"], run["attempt"])])
+        started = self._changes.pop(run["id"], None)
+        if started is not None:  # never written as running: write both steps at once
+            change["started_at"] = started["started_at"]
+            states = started["_states"] + states
+        change["_states"] = states
+        self._changes[run["id"]] = change
+        self._flush_wake.set()
+
+    # --- writing back ---------------------------------------------------------------------
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._flush_wake.wait()
+            self._flush_wake.clear()
+            await asyncio.sleep(FLUSH_DELAY_S)
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("flush failed; retrying")
+                await asyncio.sleep(0.5)
+                self._flush_wake.set()
+
+    async def _flush(self) -> None:
+        changes, self._changes = self._changes, {}
+        if not changes:
+            return
+        try:
+            await self.svc.runs.apply(
+                list(changes.values()), from_states=HELD, worker_id=self.worker_id
+            )
+        except Exception:
+            for run_id, change in changes.items():  # keep them for the next try
+                self._changes.setdefault(run_id, change)
+            raise
+
+    async def _output_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.output_flush_s)
+            tails = []
+            for run_id, (_, tail) in list(self.inflight.items()):
+                if tail.dirty:
+                    tail.dirty = False
+                    tails.append({"id": run_id, "output": tail.text(), "output_size": tail.total})
+            try:
+                await self.svc.runs.write_output(tails)
+            except Exception:
+                log.exception("output flush failed")
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_s)
+            if not self.inflight:
+                continue
+            try:
+                for run_id in await self.svc.runs.heartbeat(self.worker_id):
+                    self._cancel_local(run_id)
+            except Exception:
+                log.exception("heartbeat failed")
+
+    def _cancel_local(self, run_id: str) -> None:
+        held = self.inflight.get(run_id)
+        if held is not None:
+            held[0].cancelled.set()

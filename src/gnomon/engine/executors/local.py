@@ -1,0 +1,208 @@
+"""The local executor: shell commands in their own process group, HTTP calls, no-ops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import os
+import signal
+from typing import Any
+
+import httpx
+import orjson
+
+from gnomon.abc import Attempt, Executor, Outcome
+from gnomon.domain import RunState
+
+KILL_GRACE_S = 2.0
+HTTP_DEFAULT_TIMEOUT_S = 60.0
+PR_SET_PDEATHSIG = 1
+
+try:
+    _libc: Any = ctypes.CDLL("libc.so.6", use_errno=True)
+except OSError:  # pragma: no cover - not Linux
+    _libc = None
+
+
+def _child_setup() -> None:
+    """In the child: a process group of its own, and die with the server (no orphans)."""
+    os.setsid()
+    if _libc is not None:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def param_env(params: dict[str, Any]) -> dict[str, str]:
+    """Run parameters as environment variables: PARAM_<NAME>=value (JSON for non-strings)."""
+    out = {}
+    for key, value in params.items():
+        name = "PARAM_" + "".join(c if c.isalnum() else "_" for c in key).upper()
+        out[name] = value if isinstance(value, str) else orjson.dumps(value).decode()
+    return out
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(self) -> None:
+        self._http: httpx.AsyncClient | None = None
+
+    async def execute(self, attempt: Attempt) -> Outcome:
+        kind = attempt.action["type"]
+        work = {"shell": self._shell, "http": self._http_call, "noop": self._noop}.get(kind)
+        if work is None:
+            return Outcome(RunState.failed, message=f"the local executor cannot run '{kind}'")
+        return await work(attempt)
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    # --- noop -----------------------------------------------------------------------------
+
+    async def _noop(self, attempt: Attempt) -> Outcome:
+        sleep_s = float(attempt.action.get("sleep_s") or 0)
+        if sleep_s:
+            stopped = await _wait_or_cancel(asyncio.sleep(sleep_s), attempt)
+            if stopped:
+                return stopped
+        if attempt.action.get("fail"):
+            return Outcome(RunState.failed, exit_code=1, message="noop asked to fail")
+        return Outcome(RunState.succeeded, exit_code=0)
+
+    # --- shell ----------------------------------------------------------------------------
+
+    async def _shell(self, attempt: Attempt) -> Outcome:
+        action, run = attempt.action, attempt.run
+        env = {
+            **os.environ,
+            **action.get("env", {}),
+            **param_env(attempt.params),
+            "GNOMON_RUN_ID": run["id"],
+            "GNOMON_JOB_ID": run["job_id"],
+            "GNOMON_ATTEMPT": str(run["attempt"]),
+        }
+        command = action["command"]
+        spawn = dict(
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=action.get("cwd") or None,
+            env=env,
+            preexec_fn=_child_setup,
+        )
+        try:
+            if isinstance(command, list):
+                proc = await asyncio.create_subprocess_exec(*command, **spawn)
+            else:
+                proc = await asyncio.create_subprocess_shell(command, **spawn)
+        except (OSError, ValueError) as exc:
+            return Outcome(RunState.failed, exit_code=127, message=f"could not start: {exc}")
+
+        async def pump() -> int:
+            assert proc.stdout is not None
+            while chunk := await proc.stdout.read(65536):
+                attempt.output.write(chunk)
+            return await proc.wait()
+
+        try:
+            stopped = await _wait_or_cancel(pump(), attempt)
+        except asyncio.CancelledError:
+            await _kill_group(proc)
+            raise
+        if stopped:
+            await _kill_group(proc)
+            return stopped
+        code = proc.returncode
+        assert code is not None
+        if code == 0:
+            return Outcome(RunState.succeeded, exit_code=0)
+        if code < 0:
+            return Outcome(
+                RunState.failed,
+                exit_code=128 - code,
+                message=f"killed by signal {signal.Signals(-code).name}",
+            )
+        return Outcome(RunState.failed, exit_code=code, message=f"exit code {code}")
+
+    # --- http -----------------------------------------------------------------------------
+
+    async def _http_call(self, attempt: Attempt) -> Outcome:
+        a = attempt.action
+        if self._http is None:
+            self._http = httpx.AsyncClient(follow_redirects=False)
+        body = a.get("body")
+        kw: dict[str, Any] = {"headers": a.get("headers") or {}}
+        if isinstance(body, str):
+            kw["content"] = body
+        elif body is not None:
+            kw["json"] = body
+        timeout = attempt.timeout_s or HTTP_DEFAULT_TIMEOUT_S
+
+        async def call() -> httpx.Response:
+            return await self._http.request(
+                a.get("method", "POST"), a["url"], timeout=timeout, **kw
+            )  # type: ignore[union-attr]
+
+        try:
+            box: list[httpx.Response] = []
+
+            async def keep() -> None:
+                box.append(await call())
+
+            stopped = await _wait_or_cancel(keep(), attempt)
+        except httpx.TimeoutException as exc:
+            return Outcome(RunState.timed_out, message=f"HTTP timeout: {exc}")
+        except httpx.HTTPError as exc:
+            return Outcome(RunState.failed, message=f"HTTP error: {type(exc).__name__}: {exc}")
+        if stopped:
+            return stopped
+        resp = box[0]
+        attempt.output.write(f"HTTP {resp.status_code} {resp.reason_phrase}\n".encode())
+        attempt.output.write(resp.content)
+        ok = (
+            resp.status_code in a["expect_status"]
+            if a.get("expect_status")
+            else (200 <= resp.status_code < 300)
+        )
+        if ok:
+            return Outcome(RunState.succeeded, message=f"{a.get('method', 'POST')} success")
+        return Outcome(
+            RunState.failed, message=f"HTTP {resp.status_code} {resp.reason_phrase}".strip()
+        )
+
+
+async def _wait_or_cancel(work: Any, attempt: Attempt) -> Outcome | None:
+    """Await `work` unless the attempt is cancelled or times out first."""
+    task = asyncio.ensure_future(work)
+    cancel = asyncio.ensure_future(attempt.cancelled.wait())
+    try:
+        done, _ = await asyncio.wait(
+            {task, cancel}, timeout=attempt.timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        cancel.cancel()
+    if task in done:
+        task.result()
+        return None
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+    if cancel in done:
+        return Outcome(RunState.cancelled, message="cancelled")
+    return Outcome(RunState.timed_out, message=f"timed out after {attempt.timeout_s:g}s")
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """TERM the whole process group, then KILL whatever is left."""
+    if proc.returncode is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(proc.wait(), KILL_GRACE_S)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()

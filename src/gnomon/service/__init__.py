@@ -1,0 +1,47 @@
+"""The use cases: the one place where gnomon's rules live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from gnomon.config import Settings
+from gnomon.service.access import Access
+from gnomon.service.jobs import Jobs
+from gnomon.service.metrics import Metrics
+from gnomon.service.runs import Runs
+from gnomon.service.schedules import Schedules
+from gnomon.service.signals import Signals
+from gnomon.store.db import Database
+
+
+class Service:
+    def __init__(self, settings: Settings, db: Database):
+        self.settings = settings
+        self.db = db
+        self.signals = Signals()
+        self.metrics = Metrics()
+        self.cancel_hooks: list[Callable[[str], None]] = []  # executors holding runs locally
+        self.access = Access(self)
+        self.jobs = Jobs(self)
+        self.runs = Runs(self)
+        self.schedules = Schedules(self)
+
+    @classmethod
+    async def open(cls, settings: Settings, *, migrate: bool = True) -> Service:
+        db = Database(
+            settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
+        )
+        if migrate:
+            await db.upgrade()
+        await db.connect()
+        return cls(settings, db)
+
+    def start(self) -> None:
+        self.runs.commits.start()
+
+    async def close(self) -> None:
+        await self.runs.commits.stop()
+        await self.db.close()
+
+
+__all__ = ["Service"]

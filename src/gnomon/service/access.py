@@ -1,0 +1,206 @@
+"""Tokens, spaces and roles: who may do what, where."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ulid import ULID
+
+from gnomon.domain import Principal, Role
+from gnomon.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from gnomon.specs import SpaceSpec, TokenSpec
+from gnomon.store import access as store
+
+if TYPE_CHECKING:
+    from gnomon.service import Service
+
+DEFAULT_SPACE = "default"
+TOKEN_PREFIX = "gn_"
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def require(principal: Principal, space: str, role: Role) -> None:
+    if not principal.can(space, role):
+        raise Forbidden(f"token '{principal.name}' needs role {role.value} in space '{space}'")
+
+
+def require_admin(principal: Principal) -> None:
+    if not principal.admin:
+        raise Forbidden("this needs an admin token")
+
+
+class Access:
+    def __init__(self, svc: Service):
+        self.svc = svc
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    async def bootstrap(self, data_dir: Path) -> Path | None:
+        """On an empty database: create the default space and an admin token.
+
+        Returns the path the token was written to, or None when tokens already exist.
+        """
+        now = time.time()
+        async with self.svc.db.write() as conn:
+            await store.ensure_space(conn, DEFAULT_SPACE, now)
+            if await store.count_tokens(conn):
+                return None
+            secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+            await store.insert_token(
+                conn,
+                {
+                    "id": str(ULID()),
+                    "name": "admin",
+                    "hash": digest(secret),
+                    "admin": True,
+                    "created_at": now,
+                },
+                {},
+            )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path = data_dir / "admin.token"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret + "\n")
+        os.chmod(path, 0o600)
+        return path
+
+    async def authenticate(self, secret: str | None) -> Principal:
+        if not secret:
+            raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
+        now = time.monotonic()
+        hit = self._cache.get(secret)
+        if hit is None or hit[0] < now:
+            async with self.svc.db.read() as conn:
+                row = await store.token_by_hash(conn, digest(secret))
+            principal = None
+            if row is not None:
+                principal = Principal(
+                    token_id=row["id"],
+                    name=row["name"],
+                    admin=row["admin"],
+                    roles={s: Role(r) for s, r in row["roles"].items()},
+                )
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            hit = (now + self.svc.settings.token_cache_s, principal)
+            self._cache[secret] = hit
+        if hit[1] is None:
+            raise Unauthorized("unknown or revoked token")
+        return hit[1]
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+    # --- tokens ---------------------------------------------------------------------------
+
+    async def create_token(self, who: Principal, spec: TokenSpec) -> tuple[dict[str, Any], str]:
+        if spec.admin:
+            require_admin(who)
+        if not spec.roles and not spec.admin:
+            raise Invalid("roles", "give at least one space role, or admin: true")
+        for space in spec.roles:
+            require(who, space, Role.manager)
+        now = time.time()
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        row = {
+            "id": str(ULID()),
+            "name": spec.name,
+            "hash": digest(secret),
+            "admin": spec.admin,
+            "created_at": now,
+        }
+        async with self.svc.db.write() as conn:
+            for space in spec.roles:
+                if await store.get_space(conn, space) is None:
+                    raise NotFound(f"space '{space}' not found")
+            await store.insert_token(conn, row, {s: r.value for s, r in spec.roles.items()})
+        return {
+            **row,
+            "revoked_at": None,
+            "roles": {s: r.value for s, r in spec.roles.items()},
+        }, secret
+
+    async def list_tokens(self, who: Principal) -> list[dict[str, Any]]:
+        managed = None if who.admin else [s for s, r in who.roles.items() if r == Role.manager]
+        if managed == []:
+            raise Forbidden("listing tokens needs the manager role in a space, or admin")
+        async with self.svc.db.read() as conn:
+            return await store.list_tokens(conn, managed)
+
+    async def revoke_token(self, who: Principal, token_id: str) -> None:
+        async with self.svc.db.write() as conn:
+            token = await store.get_token(conn, token_id)
+            if token is None:
+                raise NotFound(f"token '{token_id}' not found")
+            if not who.admin and (
+                token["admin"]
+                or not token["roles"]
+                or not all(who.can(s, Role.manager) for s in token["roles"])
+            ):
+                raise Forbidden("revoking this token needs manager of all its spaces, or admin")
+            await store.revoke_token(conn, token_id, time.time())
+        self.forget()
+
+    # --- spaces ---------------------------------------------------------------------------
+
+    async def create_space(self, who: Principal, spec: SpaceSpec) -> dict[str, Any]:
+        require_admin(who)
+        row = {"name": spec.name, "timezone": spec.timezone, "created_at": time.time()}
+        async with self.svc.db.write() as conn:
+            if not await store.insert_space(conn, row):
+                raise Conflict(f"space '{spec.name}' already exists")
+        return {**row, "members": []}
+
+    async def list_spaces(self, who: Principal) -> list[dict[str, Any]]:
+        async with self.svc.db.read() as conn:
+            items = await store.list_spaces(conn, who.visible_spaces())
+            members = await store.list_members(conn, [s["name"] for s in items])
+        by_space: dict[str, list[dict[str, Any]]] = {s["name"]: [] for s in items}
+        for m in members:
+            by_space[m["space"]].append(
+                {"token_id": m["token_id"], "name": m["name"], "role": m["role"]}
+            )
+        return [{**s, "members": by_space[s["name"]]} for s in items]
+
+    async def get_space(self, who: Principal, name: str) -> dict[str, Any]:
+        require(who, name, Role.viewer)
+        async with self.svc.db.read() as conn:
+            space = await store.get_space(conn, name)
+            if space is None:
+                raise NotFound(f"space '{name}' not found")
+            members = await store.list_members(conn, [name])
+        return {
+            **space,
+            "members": [
+                {"token_id": m["token_id"], "name": m["name"], "role": m["role"]} for m in members
+            ],
+        }
+
+    async def set_member(self, who: Principal, space: str, token_id: str, role: Role) -> None:
+        require(who, space, Role.manager)
+        async with self.svc.db.write() as conn:
+            if await store.get_space(conn, space) is None:
+                raise NotFound(f"space '{space}' not found")
+            if await store.get_token(conn, token_id) is None:
+                raise NotFound(f"token '{token_id}' not found")
+            await store.set_member(conn, space, token_id, role.value)
+        self.forget()
+
+    async def remove_member(self, who: Principal, space: str, token_id: str) -> None:
+        require(who, space, Role.manager)
+        async with self.svc.db.write() as conn:
+            if not await store.delete_member(conn, space, token_id):
+                raise NotFound(f"token '{token_id}' is not a member of space '{space}'")
+        self.forget()
+
+    async def space_exists(self, name: str) -> bool:
+        async with self.svc.db.read() as conn:
+            return await store.get_space(conn, name) is not None

@@ -1,0 +1,154 @@
+"""Job definitions: create, read, change, delete."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from ulid import ULID
+
+from gnomon.domain import Principal, Role
+from gnomon.errors import Conflict, NotFound
+from gnomon.service.access import DEFAULT_SPACE, require
+from gnomon.specs import JobPatch, JobSpec
+from gnomon.store import access as access_store
+from gnomon.store import jobs as store
+
+if TYPE_CHECKING:
+    from gnomon.service import Service
+
+PAGE_MAX = 1000
+
+
+class Jobs:
+    def __init__(self, svc: Service):
+        self.svc = svc
+        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    async def create(self, who: Principal, spec: JobSpec) -> dict[str, Any]:
+        space = spec.space or DEFAULT_SPACE
+        require(who, space, Role.developer)
+        now = time.time()
+        row = {
+            "id": str(ULID()),
+            "space": space,
+            "name": spec.name,
+            "action": spec.action.model_dump(mode="json"),
+            "executor": spec.executor,
+            "timeout_s": spec.timeout_s,
+            "retry": spec.retry.model_dump(mode="json"),
+            "concurrency": spec.concurrency.model_dump(mode="json"),
+            "params": spec.params,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        async with self.svc.db.write() as conn:
+            if await access_store.get_space(conn, space) is None:
+                raise NotFound(f"space '{space}' not found")
+            if await store.get_by_name(conn, space, spec.name):
+                raise Conflict(f"a job named '{spec.name}' already exists in space '{space}'")
+            try:
+                await store.insert(conn, row)
+            except sa.exc.IntegrityError as exc:
+                raise Conflict(f"a job named '{spec.name}' already exists") from exc
+        return row
+
+    async def get(self, who: Principal, job_id: str, role: Role = Role.viewer) -> dict[str, Any]:
+        async with self.svc.db.read() as conn:
+            job = await store.get(conn, job_id)
+        if job is None:
+            raise NotFound(f"job '{job_id}' not found")
+        require(who, job["space"], role)
+        return job
+
+    async def cached(self, who: Principal, job_id: str, role: Role) -> dict[str, Any]:
+        """A job definition for the hot submission path, cached for a moment."""
+        now = time.monotonic()
+        hit = self._cache.get(job_id)
+        if hit is None or hit[0] < now:
+            async with self.svc.db.read() as conn:
+                job = await store.get(conn, job_id)
+            if job is None:
+                self._cache.pop(job_id, None)
+                raise NotFound(f"job '{job_id}' not found")
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            hit = (now + self.svc.settings.token_cache_s, job)
+            self._cache[job_id] = hit
+        require(who, hit[1]["space"], role)
+        return hit[1]
+
+    async def find(self, who: Principal, ref: str, space: str | None = None) -> dict[str, Any]:
+        """A job by id, or by name within a space."""
+        async with self.svc.db.read() as conn:
+            job = await store.get(conn, ref)
+            if job is None:
+                job = await store.get_by_name(conn, space or DEFAULT_SPACE, ref)
+        if job is None:
+            raise NotFound(f"job '{ref}' not found")
+        require(who, job["space"], Role.viewer)
+        return job
+
+    async def list(
+        self,
+        who: Principal,
+        *,
+        space: str | None = None,
+        name: str | None = None,
+        search: str | None = None,
+        executor: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        spaces = who.visible_spaces()
+        if space is not None:
+            require(who, space, Role.viewer)
+            spaces = [space]
+        limit = max(1, min(limit, PAGE_MAX))
+        async with self.svc.db.read() as conn:
+            items = await store.list_(
+                conn,
+                spaces=spaces,
+                name=name,
+                search=search,
+                executor=executor,
+                cursor=cursor,
+                limit=limit + 1,
+            )
+        return page(items, limit)
+
+    async def update(self, who: Principal, job_id: str, patch: JobPatch) -> dict[str, Any]:
+        job = await self.get(who, job_id, Role.developer)
+        values: dict[str, Any] = {}
+        for key, value in patch.model_dump(exclude_unset=True, mode="json").items():
+            if value is None and key != "timeout_s":
+                continue
+            values[key] = value
+        values["updated_at"] = time.time()
+        async with self.svc.db.write() as conn:
+            renamed = "name" in values and values["name"] != job["name"]
+            if renamed and await store.get_by_name(conn, job["space"], values["name"]):
+                raise Conflict(f"a job named '{values['name']}' already exists")
+            if not await store.update(conn, job_id, values):
+                raise NotFound(f"job '{job_id}' not found")
+            job = await store.get(conn, job_id)
+        self._cache.pop(job_id, None)
+        assert job is not None
+        return job
+
+    async def delete(self, who: Principal, job_id: str) -> None:
+        await self.get(who, job_id, Role.developer)
+        async with self.svc.db.write() as conn:
+            if not await store.soft_delete(conn, job_id, time.time()):
+                raise NotFound(f"job '{job_id}' not found")
+        self._cache.pop(job_id, None)
+        self.svc.signals.schedules.fire()
+
+
+def page(items: list[dict[str, Any]], limit: int, key: str = "id") -> tuple[list, str | None]:
+    """Trim a limit+1 fetch to a page and its next cursor."""
+    if len(items) > limit:
+        return items[:limit], items[limit - 1][key]
+    return items, None

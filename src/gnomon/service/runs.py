@@ -1,0 +1,347 @@
+"""Runs: submit (group-committed), read, cancel, claim, settle, reap lost ones."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from ulid import ULID
+
+from gnomon.domain import (
+    FINAL_STATES,
+    HELD_STATES,
+    Principal,
+    RetryPolicy,
+    Role,
+    RunState,
+    merge_params,
+    should_retry,
+)
+from gnomon.errors import Conflict, NotFound
+from gnomon.service import ledger
+from gnomon.service.access import require
+from gnomon.service.jobs import PAGE_MAX, page
+from gnomon.specs import RunRequest
+from gnomon.store import events as event_store
+from gnomon.store import runs as store
+
+if TYPE_CHECKING:
+    from gnomon.service import Service
+
+log = structlog.get_logger(__name__)
+
+HELD = tuple(s.value for s in HELD_STATES)
+FINAL = frozenset(s.value for s in FINAL_STATES)
+
+
+def new_run(
+    job: dict[str, Any],
+    params: dict[str, Any] | None,
+    now: float,
+    *,
+    not_before: float | None = None,
+    schedule_id: str | None = None,
+    scheduled_for: float | None = None,
+    state: str = "queued",
+) -> dict[str, Any]:
+    """A fresh run row for `job` (attempt 1)."""
+    return {
+        "id": str(ULID()),
+        "job_id": job["id"],
+        "space": job["space"],
+        "executor": job["executor"],
+        "schedule_id": schedule_id,
+        "scheduled_for": scheduled_for,
+        "state": state,
+        "status": None,
+        "eta_s": None,
+        "attempt": 1,
+        "max_attempts": job["retry"]["max_attempts"],
+        "params": merge_params(job["params"], params),
+        "timeout_s": job["timeout_s"],
+        "not_before": now if not_before is None else not_before,
+        "exit_code": None,
+        "message": None,
+        "external_id": None,
+        "output": "",
+        "output_size": 0,
+        "worker_id": None,
+        "lease_expires_at": None,
+        "cancel_requested": False,
+        "created_at": now,
+        "claimed_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "updated_at": now,
+    }
+
+
+def settle(
+    run: dict[str, Any], outcome: RunState, policy: RetryPolicy, now: float, **fields: Any
+) -> dict[str, Any]:
+    """The change that ends an attempt: final, or back to queued for the next attempt."""
+    change: dict[str, Any] = {"id": run["id"], "updated_at": now, **fields}
+    attempt = run["attempt"]
+    if (
+        outcome != RunState.cancelled
+        and not run.get("cancel_requested")
+        and should_retry(policy, outcome, attempt)
+    ):
+        nxt = attempt + 1
+        change.update(
+            state=RunState.queued.value,
+            attempt=nxt,
+            not_before=now + policy.delay_before(nxt),
+            worker_id=None,
+            lease_expires_at=None,
+            finished_at=None,
+        )
+        change["_states"] = [(outcome.value, attempt), (RunState.queued.value, nxt)]
+    else:
+        change.update(state=outcome.value, finished_at=now, lease_expires_at=None)
+    return change
+
+
+class GroupCommit:
+    """Many concurrent submissions, one transaction: callers wait until their rows are durable."""
+
+    def __init__(self, svc: Service):
+        self.svc = svc
+        self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="gnomon-group-commit")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def add(self, rows: list[dict[str, Any]]) -> None:
+        if self._task is None:  # not started (e.g. CLI use): write directly
+            await self._write(rows)
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((rows, fut))
+        self._wake.set()
+        await fut
+
+    async def _write(self, rows: list[dict[str, Any]]) -> None:
+        async with self.svc.db.write() as conn:
+            await ledger.record_new(conn, rows)
+        self.svc.signals.runs_queued.fire()
+        self.svc.signals.events.fire()
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            if not batch:
+                continue
+            try:
+                await self._write([r for rows, _ in batch for r in rows])
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+            except Exception:
+                # Isolate the failure: commit each caller on its own.
+                for rows, fut in batch:
+                    try:
+                        await self._write(rows)
+                        if not fut.done():
+                            fut.set_result(None)
+                    except Exception as exc:
+                        if not fut.done():
+                            fut.set_exception(exc)
+
+
+class Runs:
+    def __init__(self, svc: Service):
+        self.svc = svc
+        self.commits = GroupCommit(svc)
+
+    # --- submit ---------------------------------------------------------------------------
+
+    async def submit(
+        self, who: Principal, job_id: str, requests: Sequence[RunRequest]
+    ) -> list[dict[str, Any]]:
+        job = await self.svc.jobs.cached(who, job_id, Role.developer)
+        now = time.time()
+        rows = [
+            new_run(job, r.params, now, not_before=r.at.timestamp() if r.at else None)
+            for r in requests
+        ]
+        await self.commits.add(rows)
+        return rows
+
+    # --- read -----------------------------------------------------------------------------
+
+    async def get(self, who: Principal, run_id: str, *, output: bool = False) -> dict[str, Any]:
+        async with self.svc.db.read() as conn:
+            run = await store.get(conn, run_id, output=output)
+        if run is None:
+            raise NotFound(f"run '{run_id}' not found")
+        require(who, run["space"], Role.viewer)
+        return run
+
+    async def list(
+        self,
+        who: Principal,
+        *,
+        space: str | None = None,
+        job_id: str | None = None,
+        schedule_id: str | None = None,
+        states: list[str] | None = None,
+        executor: str | None = None,
+        since: float | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        spaces = who.visible_spaces()
+        if space is not None:
+            require(who, space, Role.viewer)
+            spaces = [space]
+        limit = max(1, min(limit, PAGE_MAX))
+        async with self.svc.db.read() as conn:
+            items = await store.list_(
+                conn,
+                spaces=spaces,
+                job_id=job_id,
+                schedule_id=schedule_id,
+                states=states,
+                executor=executor,
+                since=since,
+                cursor=cursor,
+                limit=limit + 1,
+            )
+        return page(items, limit)
+
+    async def history(self, who: Principal, run_id: str) -> list[dict[str, Any]]:
+        await self.get(who, run_id)
+        async with self.svc.db.read() as conn:
+            return await event_store.for_run(conn, run_id)
+
+    # --- cancel ---------------------------------------------------------------------------
+
+    async def cancel(self, who: Principal, run_id: str) -> dict[str, Any]:
+        run = await self.get(who, run_id)
+        require(who, run["space"], Role.developer)
+        now = time.time()
+        if run["state"] in ("pending", "queued"):
+            done = await self.apply(
+                [
+                    {
+                        "id": run_id,
+                        "state": "cancelled",
+                        "finished_at": now,
+                        "updated_at": now,
+                        "message": f"cancelled by {who.name}",
+                    }
+                ],
+                from_states=("pending", "queued"),
+            )
+            if done:
+                return done[0]
+            run = await self.get(who, run_id)
+        if run["state"] in HELD:
+            async with self.svc.db.write() as conn:
+                await store.request_cancel(conn, run_id, now)
+            for hook in self.svc.cancel_hooks:
+                hook(run_id)
+            return await self.get(who, run_id)
+        raise Conflict(f"run '{run_id}' already ended ({run['state']})")
+
+    # --- execution side ------------------------------------------------------------------
+
+    async def claim(
+        self, executors: Sequence[str], limit: int, worker_id: str
+    ) -> list[dict[str, Any]]:
+        now = time.time()
+        async with self.svc.db.write() as conn:
+            claimed = await store.claim(
+                conn,
+                executors=executors,
+                limit=limit,
+                worker_id=worker_id,
+                lease_until=now + self.svc.settings.lease_s,
+                now=now,
+            )
+            await event_store.append(conn, [ledger.event_for(r, "claimed", now) for r in claimed])
+        if claimed:
+            self.svc.signals.events.fire()
+        return claimed
+
+    async def apply(
+        self,
+        changes: Sequence[dict[str, Any]],
+        *,
+        from_states: Sequence[str],
+        worker_id: str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Write run changes with their events; release buffered runs whose turn came."""
+        if not changes:
+            return []
+        async with self.svc.db.write() as conn:
+            done = await ledger.move(conn, changes, from_states=from_states, worker_id=worker_id)
+            released = await self._release_buffered(conn, done)
+        self.svc.signals.events.fire()
+        if released or any(r["state"] == "queued" for r in done):
+            self.svc.signals.runs_queued.fire()
+        return done
+
+    async def _release_buffered(self, conn: Any, done: Sequence[dict[str, Any]]) -> int:
+        sids = sorted({r["schedule_id"] for r in done if r["schedule_id"] and r["state"] in FINAL})
+        if not sids:
+            return 0
+        now = time.time()
+        waiting = await store.buffered_to_release(conn, sids)
+        moved = await ledger.move(
+            conn,
+            [
+                {"id": r["id"], "state": "queued", "not_before": now, "updated_at": now}
+                for r in waiting
+            ],
+            from_states=("pending",),
+        )
+        return len(moved)
+
+    async def write_output(self, tails: Sequence[dict[str, Any]]) -> None:
+        """Store the kept tail of live output: [{id, output, output_size}]."""
+        if tails:
+            async with self.svc.db.write() as conn:
+                await store.write_output(conn, tails)
+            self.svc.signals.events.fire()
+
+    async def heartbeat(self, worker_id: str) -> list[str]:
+        now = time.time()
+        async with self.svc.db.write() as conn:
+            return await store.heartbeat(conn, worker_id, now + self.svc.settings.lease_s, now)
+
+    async def reap_expired(self, limit: int = 1000) -> int:
+        """Runs whose worker stopped heartbeating become lost (or cancelled), then retry."""
+        now = time.time()
+        async with self.svc.db.write() as conn:
+            expired = await store.expired(conn, now, limit)
+            changes = [
+                settle(
+                    r,
+                    RunState.cancelled if r["cancel_requested"] else RunState.lost,
+                    RetryPolicy.model_validate(r["retry"]),
+                    now,
+                    message="lease expired: the worker holding this run stopped heartbeating",
+                )
+                for r in expired
+            ]
+            done = await ledger.move(conn, changes, from_states=HELD)
+            await self._release_buffered(conn, done)
+        if done:
+            log.warning("runs lost", count=len(done))
+            self.svc.signals.events.fire()
+            self.svc.signals.runs_queued.fire()
+        return len(done)

@@ -1,0 +1,355 @@
+"""Schedules: create and change them, list upcoming fire times, and fire due slots.
+
+Firing rules (one place):
+- a slot fires once: runs carry (schedule_id, scheduled_for) under a unique index;
+- slots older than `catchup_window_s` (never less than the grace) are recorded `missed`;
+- of the slots inside the window, `catchup=latest` runs the newest and records the rest as
+  `coalesced`; `catchup=all` runs each;
+- `overlap` decides what happens while a run of the schedule is still active.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from ulid import ULID
+
+from gnomon import cron
+from gnomon.domain import Catchup, FireStatus, Overlap, Principal, Role
+from gnomon.errors import Invalid, NotFound
+from gnomon.service import ledger
+from gnomon.service.access import require
+from gnomon.service.jobs import PAGE_MAX, page
+from gnomon.service.runs import new_run
+from gnomon.specs import SchedulePatch, ScheduleSpec
+from gnomon.store import events as event_store
+from gnomon.store import runs as run_store
+from gnomon.store import schedules as store
+
+if TYPE_CHECKING:
+    from gnomon.service import Service
+
+CATCHUP_LIMIT = 1000  # most slots one schedule runs in one catch-up (catchup=all)
+EPS = 1e-6
+CANCELLED_BY_NEWER = "cancelled: a newer slot of its schedule fired (overlap=cancel_other)"
+
+
+def to_dt(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+@lru_cache(maxsize=65536)
+def trigger(kind: str, expr: str, timezone: str, anchor_at: float) -> cron.Trigger:
+    value: Any = int(expr) if kind == "every" else expr
+    return cron.make_trigger(kind, value, timezone, to_dt(anchor_at))
+
+
+def trigger_of(row: dict[str, Any]) -> cron.Trigger:
+    return trigger(row["kind"], row["expr"], row["timezone"], row["anchor_at"])
+
+
+def _expr(kind: str, value: Any) -> str:
+    """The stored form of a trigger value; raises Invalid naming the field."""
+    try:
+        if kind == "cron":
+            return cron.validate_cron(str(value))
+        if kind == "every":
+            return str(cron.parse_interval(str(value)))
+        return cron.parse_at(value).isoformat()
+    except cron.TriggerError as exc:
+        raise Invalid(exc.field, str(exc)) from exc
+
+
+def _check_tz(tz: str) -> None:
+    try:
+        cron.validate_timezone(tz)
+    except cron.TriggerError as exc:
+        raise Invalid("timezone", str(exc)) from exc
+
+
+class Schedules:
+    def __init__(self, svc: Service):
+        self.svc = svc
+
+    async def create(self, who: Principal, job_id: str, spec: ScheduleSpec) -> dict[str, Any]:
+        job = await self.svc.jobs.get(who, job_id, Role.developer)
+        kind = spec.kind
+        expr = _expr(kind, getattr(spec, kind))
+        _check_tz(spec.timezone)
+        now = time.time()
+        row = {
+            "id": str(ULID()),
+            "job_id": job["id"],
+            "space": job["space"],
+            "kind": kind,
+            "expr": expr,
+            "timezone": spec.timezone,
+            "enabled": spec.enabled,
+            "overlap": spec.overlap.value,
+            "catchup_window_s": (
+                spec.catchup_window_s
+                if spec.catchup_window_s is not None
+                else self.svc.settings.default_catchup_window_s
+            ),
+            "catchup": spec.catchup.value,
+            "jitter_s": spec.jitter_s,
+            "params": spec.params,
+            "anchor_at": now,
+            "last_fire_at": None,
+            "created_at": now,
+            "updated_at": now,
+            "deleted_at": None,
+        }
+        row["next_fire_at"] = self._next(row, now) if spec.enabled else None
+        async with self.svc.db.write() as conn:
+            await store.insert(conn, row)
+        self.svc.signals.schedules.fire()
+        return row
+
+    def _next(self, row: dict[str, Any], after: float) -> float | None:
+        nxt = trigger_of(row).next_after(to_dt(after))
+        return nxt.timestamp() if nxt else None
+
+    async def get(self, who: Principal, schedule_id: str, role: Role = Role.viewer) -> dict:
+        async with self.svc.db.read() as conn:
+            row = await store.get(conn, schedule_id)
+        if row is None:
+            raise NotFound(f"schedule '{schedule_id}' not found")
+        require(who, row["space"], role)
+        return row
+
+    async def list(
+        self,
+        who: Principal,
+        *,
+        job_id: str | None = None,
+        space: str | None = None,
+        cursor: str | None = None,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        spaces = who.visible_spaces()
+        if space is not None:
+            require(who, space, Role.viewer)
+            spaces = [space]
+        limit = max(1, min(limit, PAGE_MAX))
+        async with self.svc.db.read() as conn:
+            items = await store.list_(
+                conn, spaces=spaces, job_id=job_id, cursor=cursor, limit=limit + 1
+            )
+        return page(items, limit)
+
+    async def update(self, who: Principal, schedule_id: str, patch: SchedulePatch) -> dict:
+        row = await self.get(who, schedule_id, Role.developer)
+        given = patch.model_dump(exclude_unset=True, mode="json")
+        values: dict[str, Any] = {}
+        now = time.time()
+        for kind in ("cron", "every", "at"):
+            if given.get(kind) is not None:
+                values.update(kind=kind, expr=_expr(kind, getattr(patch, kind)), anchor_at=now)
+        if given.get("timezone") is not None:
+            _check_tz(patch.timezone or "UTC")
+            values["timezone"] = patch.timezone
+        for key in ("enabled", "overlap", "catchup_window_s", "catchup", "jitter_s", "params"):
+            if given.get(key) is not None:
+                values[key] = given[key]
+        merged = {**row, **values}
+        if {"kind", "timezone", "enabled"} & values.keys():
+            merged["next_fire_at"] = values["next_fire_at"] = (
+                self._next(merged, now) if merged["enabled"] else None
+            )
+        values["updated_at"] = now
+        async with self.svc.db.write() as conn:
+            if not await store.update(conn, schedule_id, values):
+                raise NotFound(f"schedule '{schedule_id}' not found")
+        self.svc.signals.schedules.fire()
+        return {**merged, "updated_at": now}
+
+    async def delete(self, who: Principal, schedule_id: str) -> None:
+        await self.get(who, schedule_id, Role.developer)
+        now = time.time()
+        async with self.svc.db.write() as conn:
+            await store.update(
+                conn,
+                schedule_id,
+                {"deleted_at": now, "enabled": False, "next_fire_at": None, "updated_at": now},
+            )
+        self.svc.signals.schedules.fire()
+
+    async def upcoming(self, who: Principal, schedule_id: str, n: int) -> list[datetime]:
+        row = await self.get(who, schedule_id)
+        if not row["enabled"]:
+            return []
+        start = row["next_fire_at"]
+        if start is None:
+            return []
+        first = to_dt(start)
+        return [first, *cron.upcoming(trigger_of(row), first, max(0, n - 1))][:n]
+
+    async def fires(
+        self, who: Principal, schedule_id: str, status: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        await self.get(who, schedule_id)
+        async with self.svc.db.read() as conn:
+            return await store.list_fires(conn, schedule_id, status, max(1, min(limit, PAGE_MAX)))
+
+    async def next_fire_at(self) -> float | None:
+        async with self.svc.db.read() as conn:
+            return await store.next_fire_at(conn)
+
+    # --- firing ---------------------------------------------------------------------------
+
+    async def fire_due(self, now: float | None = None) -> tuple[int, list[float]]:
+        """Fire one batch of due schedules. Returns (schedules handled, slot times run)."""
+        now = time.time() if now is None else now
+        grace = self.svc.settings.catchup_grace_s
+        async with self.svc.db.write() as conn:
+            due = await store.due(conn, now, self.svc.settings.scheduler_batch)
+            if not due:
+                return 0, []
+            watched = [s["id"] for s in due if s["overlap"] != Overlap.allow.value]
+            activity = await run_store.active_for_schedules(conn, watched) if watched else {}
+            to_cancel = [
+                s["id"]
+                for s in due
+                if s["overlap"] == Overlap.cancel_other.value and s["id"] in activity
+            ]
+            cancelled = await self._cancel_active(conn, to_cancel, now) if to_cancel else None
+            rows: list[dict[str, Any]] = []
+            fires: list[dict[str, Any]] = []
+            moves: list[dict[str, Any]] = []
+            for s in due:
+                run_slots, held = self._plan_slots(s, now, grace, activity.get(s["id"]), fires)
+                job = {
+                    "id": s["job_id"],
+                    "space": s["space"],
+                    "executor": s["executor"],
+                    "retry": s["retry"],
+                    "timeout_s": s["timeout_s"],
+                    "params": s["job_params"],
+                }
+                for slot in run_slots:
+                    jitter = random.uniform(0, s["jitter_s"]) if s["jitter_s"] else 0.0
+                    rows.append(
+                        new_run(
+                            job,
+                            s["params"],
+                            now,
+                            not_before=slot + jitter,
+                            schedule_id=s["id"],
+                            scheduled_for=slot,
+                            state="pending" if held else "queued",
+                        )
+                    )
+                nxt = self._next(s, now)
+                moves.append(
+                    {
+                        "id": s["id"],
+                        "next_fire_at": nxt,
+                        "last_fire_at": max(run_slots, default=s["last_fire_at"]),
+                        "enabled": nxt is not None,
+                    }
+                )
+            inserted = await run_store.insert_slots(conn, rows) if rows else set()
+            created = [r for r in rows if r["id"] in inserted]
+            await event_store.append(conn, [ledger.event_for(r, r["state"], now) for r in created])
+            await store.record_fires(conn, fires)
+            await store.advance(conn, moves)
+        done_at = time.time()
+        metrics = self.svc.metrics
+        for r in created:
+            metrics.fire_lateness.observe(max(0.0, done_at - r["scheduled_for"]))
+        for f in fires:
+            metrics.slots.labels(f["status"]).inc(f["count"])
+        if created:
+            self.svc.signals.runs_queued.fire()
+            self.svc.signals.events.fire()
+        if cancelled:
+            self.svc.signals.events.fire()
+        return len(due), [r["scheduled_for"] for r in created]
+
+    def _plan_slots(
+        self,
+        s: dict[str, Any],
+        now: float,
+        grace: float,
+        active: dict[str, int] | None,
+        fires: list[dict[str, Any]],
+    ) -> tuple[list[float], bool]:
+        """Which slots of a due schedule run; the rest go to `fires`. Returns (slots, held)."""
+        trig = trigger_of(s)
+        first = s["next_fire_at"]
+        cutoff = now - max(float(s["catchup_window_s"]), grace)
+        if first >= cutoff:
+            later, _ = cron.slots_between(trig, to_dt(first), to_dt(now), CATCHUP_LIMIT)
+            recent = [first, *(t.timestamp() for t in later)]
+        else:
+            _, n_older = cron.slots_between(trig, to_dt(first), to_dt(cutoff - EPS), 0)
+            fires.append(_fire(s["id"], first, cutoff, 1 + n_older, FireStatus.missed, now))
+            later, _ = cron.slots_between(trig, to_dt(cutoff - EPS), to_dt(now), CATCHUP_LIMIT)
+            recent = [t.timestamp() for t in later]
+        if not recent:
+            return [], False
+        if s["catchup"] == Catchup.latest.value and len(recent) > 1:
+            fires.append(
+                _fire(s["id"], recent[0], recent[-2], len(recent) - 1, FireStatus.coalesced, now)
+            )
+            recent = recent[-1:]
+        overlap = s["overlap"]
+        busy = bool(active and active["active"])
+        if busy and overlap == Overlap.skip.value:
+            fires.append(
+                _fire(s["id"], recent[0], recent[-1], len(recent), FireStatus.skipped, now)
+            )
+            return [], False
+        if busy and overlap == Overlap.buffer_one.value:
+            if active and active["pending"]:
+                fires.append(
+                    _fire(s["id"], recent[0], recent[-1], len(recent), FireStatus.skipped, now)
+                )
+                return [], False
+            if len(recent) > 1:
+                fires.append(
+                    _fire(s["id"], recent[0], recent[-2], len(recent) - 1, FireStatus.skipped, now)
+                )
+            return recent[-1:], True
+        return recent, False
+
+    async def _cancel_active(self, conn: Any, schedule_ids: list[str], now: float) -> int:
+        """overlap=cancel_other: end the schedule's queued runs, ask running ones to stop."""
+        active = await run_store.active_runs_of_schedules(conn, schedule_ids)
+        waiting = [r for r in active if r["state"] in ("pending", "queued")]
+        held = [r for r in active if r["state"] in ("claimed", "running")]
+        await ledger.move(
+            conn,
+            [
+                {
+                    "id": r["id"],
+                    "state": "cancelled",
+                    "finished_at": now,
+                    "updated_at": now,
+                    "message": CANCELLED_BY_NEWER,
+                }
+                for r in waiting
+            ],
+            from_states=("pending", "queued"),
+        )
+        for r in held:
+            await run_store.request_cancel(conn, r["id"], now)
+            for hook in self.svc.cancel_hooks:
+                hook(r["id"])
+        return len(active)
+
+
+def _fire(sid: str, first: float, until: float, count: int, status: FireStatus, now: float) -> dict:
+    return {
+        "schedule_id": sid,
+        "fire_at": first,
+        "until_at": until,
+        "count": count,
+        "status": status.value,
+        "recorded_at": now,
+    }

@@ -1,0 +1,144 @@
+"""Validated inputs the service accepts — shared by the API, the CLI and the compat faces."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from gnomon import cron
+from gnomon.domain import (
+    Action,
+    Catchup,
+    ConcurrencyPolicy,
+    Overlap,
+    RetryPolicy,
+    Role,
+    validate_executor,
+)
+
+_STRICT = ConfigDict(extra="forbid")
+NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/-]*$"
+SPACE = r"^[a-z0-9][a-z0-9_-]*$"
+
+
+class JobSpec(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=200, pattern=NAME)
+    action: Action
+    executor: str = "local"
+    timeout_s: float | None = Field(default=None, gt=0, le=30 * 86400)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    concurrency: ConcurrencyPolicy = Field(default_factory=ConcurrencyPolicy)
+    params: dict[str, Any] = Field(default_factory=dict)
+    space: str | None = Field(default=None, max_length=64, pattern=SPACE)
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, v: str) -> str:
+        return validate_executor(v)
+
+
+class JobPatch(BaseModel):
+    model_config = _STRICT
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NAME)
+    action: Action | None = None
+    executor: str | None = None
+    timeout_s: float | None = Field(default=None, gt=0, le=30 * 86400)
+    retry: RetryPolicy | None = None
+    concurrency: ConcurrencyPolicy | None = None
+    params: dict[str, Any] | None = None
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, v: str | None) -> str | None:
+        return None if v is None else validate_executor(v)
+
+
+class RunRequest(BaseModel):
+    model_config = _STRICT
+    params: dict[str, Any] | None = None
+    at: datetime | None = Field(default=None, description="Run at this instant (RFC 3339).")
+
+    @field_validator("at")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("at must carry a UTC offset or 'Z'")
+        return v
+
+
+class RunBatch(BaseModel):
+    model_config = _STRICT
+    job: str = Field(min_length=1, max_length=200)
+    runs: list[RunRequest] = Field(min_length=1, max_length=100_000)
+
+
+class ScheduleSpec(BaseModel):
+    model_config = _STRICT
+    cron: str | None = Field(default=None, max_length=200)
+    every: str | int | None = None
+    at: str | datetime | None = None
+    timezone: str = Field(default="UTC", max_length=64)
+    enabled: bool = True
+    overlap: Overlap = Overlap.allow
+    catchup_window_s: int | None = Field(default=None, ge=0, le=366 * 86400)
+    catchup: Catchup = Catchup.latest
+    jitter_s: float = Field(default=0.0, ge=0, le=86400)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> ScheduleSpec:
+        given = [k for k in ("cron", "every", "at") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of cron, every or at")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in ("cron", "every", "at") if getattr(self, k) is not None)
+
+
+class SchedulePatch(BaseModel):
+    model_config = _STRICT
+    cron: str | None = Field(default=None, max_length=200)
+    every: str | int | None = None
+    at: str | datetime | None = None
+    timezone: str | None = Field(default=None, max_length=64)
+    enabled: bool | None = None
+    overlap: Overlap | None = None
+    catchup_window_s: int | None = Field(default=None, ge=0, le=366 * 86400)
+    catchup: Catchup | None = None
+    jitter_s: float | None = Field(default=None, ge=0, le=86400)
+    params: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one_trigger(self) -> SchedulePatch:
+        if sum(getattr(self, k) is not None for k in ("cron", "every", "at")) > 1:
+            raise ValueError("give at most one of cron, every or at")
+        return self
+
+
+class TokenSpec(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=200)
+    admin: bool = False
+    roles: dict[str, Role] = Field(default_factory=dict, description="space → role")
+
+
+class SpaceSpec(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=64, pattern=SPACE)
+    timezone: str = Field(default="UTC", max_length=64)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        cron.validate_timezone(v)
+        return v
+
+
+class MemberSpec(BaseModel):
+    model_config = _STRICT
+    role: Role

@@ -1,0 +1,143 @@
+"""Engines and transactions for SQLite and PostgreSQL; migrations through Alembic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class Database:
+    """Two doors: `write()` for read-write transactions, `read()` for consistent reads.
+
+    On SQLite the write door is one connection that begins with BEGIN IMMEDIATE, so writers
+    queue in-process instead of failing with "database is locked"; readers use WAL snapshots.
+    On PostgreSQL both doors share one pool.
+    """
+
+    def __init__(self, url: str, *, sqlite_synchronous: str = "FULL", pool_size: int = 10):
+        self.url = url
+        self.dialect = sa.engine.make_url(url).get_backend_name()
+        self._sync = sqlite_synchronous
+        self._pool_size = pool_size
+        self.writer: AsyncEngine
+        self.reader: AsyncEngine
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    def _engine(self, **kw: Any) -> AsyncEngine:
+        return create_async_engine(
+            self.url, json_serializer=_json_dumps, json_deserializer=orjson.loads, **kw
+        )
+
+    async def connect(self) -> None:
+        if self.is_sqlite:
+            path = sa.engine.make_url(self.url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self.writer = self._engine(pool_size=1, max_overflow=0)
+            self.reader = self._engine(pool_size=4, max_overflow=4)
+            for engine, immediate in ((self.writer, True), (self.reader, False)):
+                self._sqlite_hooks(engine, immediate)
+        else:
+            self.writer = self._engine(pool_size=self._pool_size, max_overflow=10)
+            self.reader = self.writer
+
+    def _sqlite_hooks(self, engine: AsyncEngine, immediate: bool) -> None:
+        sync = self._sync
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            for pragma in (
+                "journal_mode=WAL",
+                f"synchronous={sync}",
+                "busy_timeout=30000",
+                "foreign_keys=ON",
+            ):
+                cur.execute(f"PRAGMA {pragma}")
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    async def close(self) -> None:
+        await self.writer.dispose()
+        if self.reader is not self.writer:
+            await self.reader.dispose()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        async with self.writer.begin() as conn:
+            yield conn
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self.reader.connect() as conn:
+            yield conn
+
+    # --- migrations -----------------------------------------------------------------------
+
+    def _alembic_config(self) -> Any:
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        return cfg
+
+    async def upgrade(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        from alembic import command
+
+        engine = self._engine(poolclass=NullPool)
+        if self.is_sqlite:
+            path = sa.engine.make_url(self.url).database
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+        cfg = self._alembic_config()
+        try:
+            async with engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    # Several processes may start together: migrate one at a time.
+                    await conn.exec_driver_sql("SELECT pg_advisory_xact_lock(74290311)")
+
+                def _run(sync_conn: Any) -> None:
+                    cfg.attributes["connection"] = sync_conn
+                    command.upgrade(cfg, "head")
+
+                await conn.run_sync(_run)
+        finally:
+            await engine.dispose()
+
+    async def current_revision(self) -> str | None:
+        async with self.read() as conn:
+            try:
+                row = (
+                    await conn.exec_driver_sql("SELECT version_num FROM alembic_version")
+                ).first()
+            except sa.exc.DBAPIError:
+                return None
+        return row[0] if row else None
+
+    def head_revision(self) -> str | None:
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(self._alembic_config()).get_current_head()

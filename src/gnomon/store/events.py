@@ -1,0 +1,48 @@
+"""The append-only event log of run transitions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gnomon.store._sql import chunks, insert_many, mappings
+from gnomon.store.schema import events
+
+
+async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    for part in chunks(rows, 1500):
+        await insert_many(conn, events, part)
+
+
+async def after(
+    conn: AsyncConnection,
+    after_id: int,
+    *,
+    spaces: list[str] | None,
+    job_id: str | None = None,
+    run_id: str | None = None,
+    executor: str | None = None,
+    limit: int = 500,
+) -> list[dict[str, Any]]:
+    stmt = sa.select(events).where(events.c.id > after_id).order_by(events.c.id).limit(limit)
+    if spaces is not None:
+        stmt = stmt.where(events.c.space.in_(spaces))
+    if job_id:
+        stmt = stmt.where(events.c.job_id == job_id)
+    if run_id:
+        stmt = stmt.where(events.c.run_id == run_id)
+    if executor:
+        stmt = stmt.where(events.c.executor == executor)
+    return mappings(await conn.execute(stmt))
+
+
+async def last_id(conn: AsyncConnection) -> int:
+    return (await conn.execute(sa.select(sa.func.max(events.c.id)))).scalar_one_or_none() or 0
+
+
+async def for_run(conn: AsyncConnection, run_id: str) -> list[dict[str, Any]]:
+    stmt = sa.select(events).where(events.c.run_id == run_id).order_by(events.c.id)
+    return mappings(await conn.execute(stmt))

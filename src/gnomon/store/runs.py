@@ -1,0 +1,343 @@
+"""The run ledger: batched inserts, claims in one statement, guarded transitions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gnomon.store._sql import chunks, for_update, insert_many, mappings, upsert_insert
+from gnomon.store.schema import jobs, runs
+
+# Columns a listing returns: everything but the (possibly large) output.
+LIST_COLUMNS = [c for c in runs.c if c.name != "output"]
+
+
+async def insert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    for part in chunks(rows, 1000):
+        await insert_many(conn, runs, part)
+
+
+async def insert_slots(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Insert runs that fill schedule slots; a slot already filled is left alone.
+
+    Returns the ids actually inserted: the unique (schedule_id, scheduled_for) index makes
+    firing idempotent across processes.
+    """
+    inserted: set[str] = set()
+    for part in chunks(rows, 1000):
+        stmt = (
+            upsert_insert(conn, runs)
+            .on_conflict_do_nothing(
+                index_elements=["schedule_id", "scheduled_for"],
+                index_where=runs.c.schedule_id.is_not(None),
+            )
+            .returning(runs.c.id)
+        )
+        result = await conn.execute(stmt, list(part))
+        inserted.update(r.id for r in result)
+    return inserted
+
+
+async def get(conn: AsyncConnection, run_id: str, *, output: bool = True) -> dict[str, Any] | None:
+    cols = list(runs.c) if output else LIST_COLUMNS
+    row = (await conn.execute(sa.select(*cols).where(runs.c.id == run_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def get_many(conn: AsyncConnection, ids: Sequence[str]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in chunks(ids):
+        out += mappings(await conn.execute(sa.select(*LIST_COLUMNS).where(runs.c.id.in_(part))))
+    return out
+
+
+async def list_(
+    conn: AsyncConnection,
+    *,
+    spaces: list[str] | None,
+    job_id: str | None,
+    schedule_id: str | None,
+    states: list[str] | None,
+    executor: str | None,
+    since: float | None,
+    cursor: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    stmt = sa.select(*LIST_COLUMNS).order_by(runs.c.id.desc()).limit(limit)
+    if spaces is not None:
+        stmt = stmt.where(runs.c.space.in_(spaces))
+    if job_id:
+        stmt = stmt.where(runs.c.job_id == job_id)
+    if schedule_id:
+        stmt = stmt.where(runs.c.schedule_id == schedule_id)
+    if states:
+        stmt = stmt.where(runs.c.state.in_(states))
+    if executor:
+        stmt = stmt.where(runs.c.executor == executor)
+    if since is not None:
+        stmt = stmt.where(runs.c.created_at >= since)
+    if cursor:
+        stmt = stmt.where(runs.c.id < cursor)
+    return mappings(await conn.execute(stmt))
+
+
+async def claim(
+    conn: AsyncConnection,
+    *,
+    executors: Sequence[str],
+    limit: int,
+    worker_id: str,
+    lease_until: float,
+    now: float,
+) -> list[dict[str, Any]]:
+    """Claim up to `limit` due queued runs in one statement, honouring job concurrency limits.
+
+    Returns the claimed runs with their job's `action`, `retry` and `job_name`.
+    """
+    candidates = for_update(
+        conn,
+        sa.select(runs.c.id, runs.c.job_id, jobs.c.concurrency)
+        .join(jobs, jobs.c.id == runs.c.job_id)
+        .where(
+            runs.c.state == "queued",
+            runs.c.executor.in_(executors),
+            runs.c.not_before <= now,
+        )
+        .order_by(runs.c.not_before, runs.c.id)
+        .limit(limit),
+        of=runs,
+    )
+    rows = (await conn.execute(candidates)).all()
+    if not rows:
+        return []
+    ids = await _within_concurrency(conn, rows)
+    if not ids:
+        return []
+    await conn.execute(
+        sa.update(runs)
+        .where(runs.c.id.in_(ids), runs.c.state == "queued")
+        .values(
+            state="claimed",
+            worker_id=worker_id,
+            lease_expires_at=lease_until,
+            claimed_at=now,
+            updated_at=now,
+        )
+    )
+    stmt = (
+        sa.select(*LIST_COLUMNS, jobs.c.action, jobs.c.retry, jobs.c.name.label("job_name"))
+        .join(jobs, jobs.c.id == runs.c.job_id)
+        .where(runs.c.id.in_(ids))
+        .order_by(runs.c.not_before, runs.c.id)
+    )
+    return mappings(await conn.execute(stmt))
+
+
+async def _within_concurrency(conn: AsyncConnection, rows: Sequence[Any]) -> list[str]:
+    limits = {
+        r.job_id: r.concurrency["max_running"]
+        for r in rows
+        if r.concurrency and r.concurrency.get("max_running")
+    }
+    if not limits:
+        return [r.id for r in rows]
+    if conn.dialect.name == "postgresql":
+        for job_id in sorted(limits):
+            await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(job_id))))
+    held = await conn.execute(
+        sa.select(runs.c.job_id, sa.func.count())
+        .where(runs.c.job_id.in_(list(limits)), runs.c.state.in_(("claimed", "running")))
+        .group_by(runs.c.job_id)
+    )
+    room = {job_id: limit for job_id, limit in limits.items()}
+    for job_id, n in held:
+        room[job_id] -= n
+    ids = []
+    for r in rows:
+        if r.job_id in room:
+            if room[r.job_id] <= 0:
+                continue
+            room[r.job_id] -= 1
+        ids.append(r.id)
+    return ids
+
+
+async def transition(
+    conn: AsyncConnection,
+    changes: Sequence[dict[str, Any]],
+    *,
+    from_states: Sequence[str],
+    worker_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Apply per-run value changes, each only if the run is still in `from_states` (and held by
+    `worker_id` when given). Returns the runs as they are afterwards, for those that changed.
+
+    Each change is a dict with `id` plus the columns to set; changes with the same set of
+    columns go out as one executemany.
+    """
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for change in changes:
+        groups[tuple(sorted(k for k in change if k != "id"))].append(change)
+    changed: list[str] = []
+    for keys, group in groups.items():
+        stmt = (
+            sa.update(runs)
+            .where(runs.c.id == sa.bindparam("_id"), runs.c.state.in_(list(from_states)))
+            .values({k: sa.bindparam(f"_{k}") for k in keys})
+        )
+        if worker_id is not None:
+            stmt = stmt.where(runs.c.worker_id == worker_id)
+        params = [{"_id": c["id"], **{f"_{k}": c[k] for k in keys}} for c in group]
+        for part in chunks(params, 1000):
+            await conn.execute(stmt, list(part))
+        changed += [c["id"] for c in group]
+    # Which ones took: the rows now carry the `updated_at` stamp each change set.
+    stamps = {c["id"]: c.get("updated_at") for c in changes}
+    after = await get_many(conn, changed)
+    return [r for r in after if r["updated_at"] == stamps[r["id"]]]
+
+
+async def heartbeat(
+    conn: AsyncConnection, worker_id: str, lease_until: float, now: float
+) -> list[str]:
+    """Extend the leases a worker holds; return ids of its runs whose cancel was requested."""
+    await conn.execute(
+        sa.update(runs)
+        .where(runs.c.worker_id == worker_id, runs.c.state.in_(("claimed", "running")))
+        .values(lease_expires_at=lease_until)
+    )
+    rows = await conn.execute(
+        sa.select(runs.c.id).where(
+            runs.c.worker_id == worker_id,
+            runs.c.state.in_(("claimed", "running")),
+            runs.c.cancel_requested.is_(True),
+        )
+    )
+    return [r.id for r in rows]
+
+
+async def extend_lease(conn: AsyncConnection, run_id: str, lease_until: float) -> bool:
+    stmt = (
+        sa.update(runs)
+        .where(runs.c.id == run_id, runs.c.state.in_(("claimed", "running")))
+        .values(lease_expires_at=lease_until)
+    )
+    return (await conn.execute(stmt)).rowcount > 0
+
+
+async def expired(conn: AsyncConnection, now: float, limit: int) -> list[dict[str, Any]]:
+    """Runs whose lease ran out, with their job's retry policy, locked for this transaction."""
+    stmt = for_update(
+        conn,
+        sa.select(*LIST_COLUMNS, jobs.c.retry)
+        .join(jobs, jobs.c.id == runs.c.job_id)
+        .where(runs.c.state.in_(("claimed", "running")), runs.c.lease_expires_at < now)
+        .order_by(runs.c.lease_expires_at)
+        .limit(limit),
+        of=runs,
+    )
+    return mappings(await conn.execute(stmt))
+
+
+async def request_cancel(conn: AsyncConnection, run_id: str, now: float) -> None:
+    await conn.execute(
+        sa.update(runs).where(runs.c.id == run_id).values(cancel_requested=True, updated_at=now)
+    )
+
+
+async def active_for_schedules(
+    conn: AsyncConnection, schedule_ids: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Per schedule: how many of its runs are active (queued/claimed/running) and pending."""
+    out: dict[str, dict[str, int]] = {}
+    for part in chunks(schedule_ids):
+        rows = await conn.execute(
+            sa.select(runs.c.schedule_id, runs.c.state, sa.func.count())
+            .where(
+                runs.c.schedule_id.in_(part),
+                runs.c.state.in_(("pending", "queued", "claimed", "running")),
+            )
+            .group_by(runs.c.schedule_id, runs.c.state)
+        )
+        for sid, state, n in rows:
+            slot = out.setdefault(sid, {"active": 0, "pending": 0})
+            slot["pending" if state == "pending" else "active"] += n
+    return out
+
+
+async def active_runs_of_schedules(
+    conn: AsyncConnection, schedule_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for part in chunks(schedule_ids):
+        out += mappings(
+            await conn.execute(
+                sa.select(*LIST_COLUMNS).where(
+                    runs.c.schedule_id.in_(part),
+                    runs.c.state.in_(("pending", "queued", "claimed", "running")),
+                )
+            )
+        )
+    return out
+
+
+async def buffered_to_release(
+    conn: AsyncConnection, schedule_ids: Sequence[str]
+) -> list[dict[str, Any]]:
+    """The oldest pending run of each schedule that has no active run left."""
+    active = sa.select(runs.c.schedule_id).where(
+        runs.c.schedule_id.in_(list(schedule_ids)),
+        runs.c.state.in_(("queued", "claimed", "running")),
+    )
+    stmt = for_update(
+        conn,
+        sa.select(*LIST_COLUMNS)
+        .where(
+            runs.c.schedule_id.in_(list(schedule_ids)),
+            runs.c.state == "pending",
+            runs.c.schedule_id.not_in(active),
+        )
+        .order_by(runs.c.id),
+    )
+    seen: set[str] = set()
+    out = []
+    for r in mappings(await conn.execute(stmt)):
+        if r["schedule_id"] not in seen:
+            seen.add(r["schedule_id"])
+            out.append(r)
+    return out
+
+
+async def write_output(conn: AsyncConnection, chunks_: Sequence[dict[str, Any]]) -> None:
+    """Store the kept tail of output for running runs: [{id, output, output_size}]."""
+    if not chunks_:
+        return
+    stmt = (
+        sa.update(runs)
+        .where(runs.c.id == sa.bindparam("_id"))
+        .values(output=sa.bindparam("_output"), output_size=sa.bindparam("_size"))
+    )
+    await conn.execute(
+        stmt,
+        [{"_id": c["id"], "_output": c["output"], "_size": c["output_size"]} for c in chunks_],
+    )
+
+
+async def counts_by_state(conn: AsyncConnection) -> list[tuple[str, str, int]]:
+    rows = await conn.execute(
+        sa.select(runs.c.executor, runs.c.state, sa.func.count()).group_by(
+            runs.c.executor, runs.c.state
+        )
+    )
+    return [(e, s, n) for e, s, n in rows]
+
+
+async def next_due(conn: AsyncConnection, executors: Sequence[str]) -> float | None:
+    stmt = sa.select(sa.func.min(runs.c.not_before)).where(
+        runs.c.state == "queued", runs.c.executor.in_(list(executors))
+    )
+    return (await conn.execute(stmt)).scalar_one_or_none()

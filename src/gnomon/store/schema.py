@@ -1,0 +1,184 @@
+"""Tables. Times are UTC epoch seconds (double precision) — cheap to compare and batch."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+JSON = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
+Id = sa.String(26)
+Time = sa.Float(precision=53)
+
+spaces = sa.Table(
+    "spaces",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("revoked_at", Time),
+)
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("token_id", Id, sa.ForeignKey("tokens.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "space", sa.String(64), sa.ForeignKey("spaces.name", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("role", sa.String(16), nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("space", sa.String(64), sa.ForeignKey("spaces.name"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("action", JSON, nullable=False),
+    sa.Column("executor", sa.String(80), nullable=False),
+    sa.Column("timeout_s", sa.Float),
+    sa.Column("retry", JSON, nullable=False),
+    sa.Column("concurrency", JSON, nullable=False),
+    sa.Column("params", JSON, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Column("deleted_at", Time),
+    sa.Index(
+        "ux_jobs_space_name",
+        "space",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
+)
+
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("space", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("expr", sa.String(200), nullable=False),
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("enabled", sa.Boolean, nullable=False),
+    sa.Column("overlap", sa.String(16), nullable=False),
+    sa.Column("catchup_window_s", sa.Integer, nullable=False),
+    sa.Column("catchup", sa.String(8), nullable=False),
+    sa.Column("jitter_s", sa.Float, nullable=False),
+    sa.Column("params", JSON, nullable=False),
+    sa.Column("anchor_at", Time, nullable=False),
+    sa.Column("next_fire_at", Time),
+    sa.Column("last_fire_at", Time),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Column("deleted_at", Time),
+    sa.Index(
+        "ix_schedules_due",
+        "next_fire_at",
+        sqlite_where=sa.text("enabled AND deleted_at IS NULL"),
+        postgresql_where=sa.text("enabled AND deleted_at IS NULL"),
+    ),
+    sa.Index("ix_schedules_job", "job_id"),
+)
+
+# Slots that did not simply become a run: missed, coalesced or skipped. A range of
+# consecutive slots is one row (fire_at .. until_at, count).
+fires = sa.Table(
+    "fires",
+    metadata,
+    sa.Column("schedule_id", Id, primary_key=True),
+    sa.Column("fire_at", Time, primary_key=True),
+    sa.Column("until_at", Time, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("recorded_at", Time, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("job_id", Id, sa.ForeignKey("jobs.id"), nullable=False),
+    sa.Column("space", sa.String(64), nullable=False),
+    sa.Column("executor", sa.String(80), nullable=False),
+    sa.Column("schedule_id", Id),
+    sa.Column("scheduled_for", Time),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(200)),
+    sa.Column("eta_s", sa.Float),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    sa.Column("params", JSON, nullable=False),
+    sa.Column("timeout_s", sa.Float),
+    sa.Column("not_before", Time, nullable=False),
+    sa.Column("exit_code", sa.Integer),
+    sa.Column("message", sa.Text),
+    sa.Column("external_id", sa.String(200)),
+    sa.Column("output", sa.Text, nullable=False, default=""),
+    sa.Column("output_size", sa.BigInteger, nullable=False, default=0),
+    sa.Column("worker_id", sa.String(64)),
+    sa.Column("lease_expires_at", Time),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("claimed_at", Time),
+    sa.Column("started_at", Time),
+    sa.Column("finished_at", Time),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Index(
+        "ix_runs_queue",
+        "executor",
+        "not_before",
+        sqlite_where=sa.text("state = 'queued'"),
+        postgresql_where=sa.text("state = 'queued'"),
+    ),
+    sa.Index(
+        "ix_runs_leases",
+        "lease_expires_at",
+        sqlite_where=sa.text("state IN ('claimed', 'running')"),
+        postgresql_where=sa.text("state IN ('claimed', 'running')"),
+    ),
+    sa.Index("ix_runs_job", "job_id", "id"),
+    sa.Index("ix_runs_state", "state"),
+    # The database is the arbiter of "a slot fires once".
+    sa.Index(
+        "ux_runs_slot",
+        "schedule_id",
+        "scheduled_for",
+        unique=True,
+        sqlite_where=sa.text("schedule_id IS NOT NULL"),
+        postgresql_where=sa.text("schedule_id IS NOT NULL"),
+    ),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("run_id", Id, nullable=False),
+    sa.Column("job_id", Id, nullable=False),
+    sa.Column("space", sa.String(64), nullable=False),
+    sa.Column("executor", sa.String(80), nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(200)),
+    sa.Column("at", Time, nullable=False),
+    sa.Index("ix_events_run", "run_id", "id"),
+)

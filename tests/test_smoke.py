@@ -1,0 +1,2 @@
+def test_ready(api):
+    assert api.get("/readyz").json()["status"] == "ready"
