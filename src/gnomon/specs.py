@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gnomon import cron
 from gnomon.domain import (
@@ -59,14 +59,9 @@ class JobPatch(BaseModel):
 class RunRequest(BaseModel):
     model_config = _STRICT
     params: dict[str, Any] | None = None
-    at: datetime | None = Field(default=None, description="Run at this instant (RFC 3339).")
-
-    @field_validator("at")
-    @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            raise ValueError("at must carry a UTC offset or 'Z'")
-        return v
+    at: AwareDatetime | None = Field(
+        default=None, description="Run at this instant (RFC 3339 with an offset or Z)."
+    )
 
 
 class RunBatch(BaseModel):

@@ -12,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from gnomon.api.fastlane import SubmitFastLane
 from gnomon.api.present import JSON
 from gnomon.api.routes import access, events, jobs, runs, schedules, system
 from gnomon.config import Settings
@@ -141,5 +142,6 @@ def create_app(settings: Settings | None = None, *, engine: bool = True) -> Fast
     install_error_handlers(app)
     for module in (jobs, runs, schedules, access, events, system):
         app.include_router(module.router)
+    app.add_middleware(SubmitFastLane, state=app.state)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from gnomon.config import Settings
 from gnomon.service.access import Access
+from gnomon.service.events import Events
 from gnomon.service.jobs import Jobs
 from gnomon.service.metrics import Metrics
 from gnomon.service.runs import Runs
@@ -25,6 +26,7 @@ class Service:
         self.jobs = Jobs(self)
         self.runs = Runs(self)
         self.schedules = Schedules(self)
+        self.events = Events(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> Service:

@@ -9,10 +9,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ulid import ULID
-
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from gnomon.ids import new_id
 from gnomon.specs import SpaceSpec, TokenSpec
 from gnomon.store import access as store
 
@@ -56,7 +55,7 @@ class Access:
             await store.insert_token(
                 conn,
                 {
-                    "id": str(ULID()),
+                    "id": new_id(),
                     "name": "admin",
                     "hash": digest(secret),
                     "admin": True,
@@ -111,7 +110,7 @@ class Access:
         now = time.time()
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         row = {
-            "id": str(ULID()),
+            "id": new_id(),
             "name": spec.name,
             "hash": digest(secret),
             "admin": spec.admin,

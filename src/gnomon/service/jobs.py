@@ -6,10 +6,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from ulid import ULID
 
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, NotFound
+from gnomon.ids import new_id
 from gnomon.service.access import DEFAULT_SPACE, require
 from gnomon.specs import JobPatch, JobSpec
 from gnomon.store import access as access_store
@@ -31,7 +31,7 @@ class Jobs:
         require(who, space, Role.developer)
         now = time.time()
         row = {
-            "id": str(ULID()),
+            "id": new_id(),
             "space": space,
             "name": spec.name,
             "action": spec.action.model_dump(mode="json"),

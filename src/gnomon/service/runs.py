@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from ulid import ULID
 
 from gnomon.domain import (
     FINAL_STATES,
@@ -21,6 +20,7 @@ from gnomon.domain import (
     should_retry,
 )
 from gnomon.errors import Conflict, NotFound
+from gnomon.ids import new_ids
 from gnomon.service import ledger
 from gnomon.service.access import require
 from gnomon.service.jobs import PAGE_MAX, page
@@ -38,6 +38,7 @@ FINAL = frozenset(s.value for s in FINAL_STATES)
 
 
 def new_run(
+    run_id: str,
     job: dict[str, Any],
     params: dict[str, Any] | None,
     now: float,
@@ -49,7 +50,7 @@ def new_run(
 ) -> dict[str, Any]:
     """A fresh run row for `job` (attempt 1)."""
     return {
-        "id": str(ULID()),
+        "id": run_id,
         "job_id": job["id"],
         "space": job["space"],
         "executor": job["executor"],
@@ -174,8 +175,8 @@ class Runs:
         job = await self.svc.jobs.cached(who, job_id, Role.developer)
         now = time.time()
         rows = [
-            new_run(job, r.params, now, not_before=r.at.timestamp() if r.at else None)
-            for r in requests
+            new_run(run_id, job, r.params, now, not_before=r.at.timestamp() if r.at else None)
+            for run_id, r in zip(new_ids(len(requests)), requests, strict=True)
         ]
         await self.commits.add(rows)
         return rows
@@ -263,6 +264,9 @@ class Runs:
         self, executors: Sequence[str], limit: int, worker_id: str
     ) -> list[dict[str, Any]]:
         now = time.time()
+        async with self.svc.db.read() as conn:
+            if not await store.any_due(conn, executors, now):
+                return []
         async with self.svc.db.write() as conn:
             claimed = await store.claim(
                 conn,

@@ -16,11 +16,10 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from ulid import ULID
-
 from gnomon import cron
 from gnomon.domain import Catchup, FireStatus, Overlap, Principal, Role
 from gnomon.errors import Invalid, NotFound
+from gnomon.ids import new_id, new_ids
 from gnomon.service import ledger
 from gnomon.service.access import require
 from gnomon.service.jobs import PAGE_MAX, page
@@ -82,7 +81,7 @@ class Schedules:
         _check_tz(spec.timezone)
         now = time.time()
         row = {
-            "id": str(ULID()),
+            "id": new_id(),
             "job_id": job["id"],
             "space": job["space"],
             "kind": kind,
@@ -221,8 +220,11 @@ class Schedules:
             rows: list[dict[str, Any]] = []
             fires: list[dict[str, Any]] = []
             moves: list[dict[str, Any]] = []
-            for s in due:
-                run_slots, held = self._plan_slots(s, now, grace, activity.get(s["id"]), fires)
+            plans = [
+                (s, *self._plan_slots(s, now, grace, activity.get(s["id"]), fires)) for s in due
+            ]
+            ids = iter(new_ids(sum(len(slots) for _, slots, _ in plans)))
+            for s, run_slots, held in plans:
                 job = {
                     "id": s["job_id"],
                     "space": s["space"],
@@ -235,6 +237,7 @@ class Schedules:
                     jitter = random.uniform(0, s["jitter_s"]) if s["jitter_s"] else 0.0
                     rows.append(
                         new_run(
+                            next(ids),
                             job,
                             s["params"],
                             now,

@@ -41,6 +41,27 @@ def mappings(result: sa.CursorResult | Iterable[Any]) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result]
 
 
+async def bulk_insert(
+    conn: AsyncConnection,
+    table: sa.Table,
+    columns: Sequence[str],
+    records: Sequence[tuple[Any, ...]],
+) -> None:
+    """Insert many rows with the least work per row: COPY on PostgreSQL, one executemany of
+    plain tuples on SQLite. JSON values must already be serialised."""
+    if not records:
+        return
+    if is_postgres(conn):
+        # Make sure the driver has begun the transaction before using it directly.
+        await conn.exec_driver_sql("SELECT 1")
+        raw = (await conn.get_raw_connection()).driver_connection
+        await raw.copy_records_to_table(table.name, records=records, columns=list(columns))
+    else:
+        marks = ", ".join("?" * len(columns))
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+        await conn.exec_driver_sql(sql, list(records))
+
+
 async def insert_many(
     conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
 ) -> None:

@@ -70,6 +70,7 @@ class Database:
                 f"synchronous={sync}",
                 "busy_timeout=30000",
                 "foreign_keys=ON",
+                "cache_size=-65536",
             ):
                 cur.execute(f"PRAGMA {pragma}")
             cur.close()

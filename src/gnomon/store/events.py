@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gnomon.store._sql import chunks, insert_many, mappings
+from gnomon.store._sql import bulk_insert, mappings
 from gnomon.store.schema import events
+
+COLUMNS = ("run_id", "job_id", "space", "executor", "attempt", "state", "status", "at")
+_record = operator.itemgetter(*COLUMNS)
 
 
 async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    for part in chunks(rows, 1500):
-        await insert_many(conn, events, part)
+    await bulk_insert(conn, events, COLUMNS, list(map(_record, rows)))
 
 
 async def after(

@@ -2,31 +2,66 @@
 
 from __future__ import annotations
 
+import operator
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gnomon.store._sql import chunks, for_update, insert_many, mappings, upsert_insert
+from gnomon.store._sql import bulk_insert, chunks, for_update, mappings, upsert_insert
 from gnomon.store.schema import jobs, runs
 
 # Columns a listing returns: everything but the (possibly large) output.
 LIST_COLUMNS = [c for c in runs.c if c.name != "output"]
 
 
+# What a new run sets; every other column starts NULL or at its server default.
+NEW_COLUMNS = (
+    "id",
+    "job_id",
+    "space",
+    "executor",
+    "schedule_id",
+    "scheduled_for",
+    "state",
+    "attempt",
+    "max_attempts",
+    "params",
+    "timeout_s",
+    "not_before",
+    "created_at",
+    "updated_at",
+)
+
+
+_head = operator.itemgetter(*NEW_COLUMNS[: NEW_COLUMNS.index("params")])
+_tail = operator.itemgetter(*NEW_COLUMNS[NEW_COLUMNS.index("params") + 1 :])
+
+
 async def insert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    for part in chunks(rows, 1000):
-        await insert_many(conn, runs, part)
+    """Insert new runs (bulk: COPY / executemany of tuples)."""
+    dumps = orjson.dumps
+    records = [(*_head(r), dumps(r["params"]).decode(), *_tail(r)) for r in rows]
+    await bulk_insert(conn, runs, NEW_COLUMNS, records)
 
 
 async def insert_slots(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
     """Insert runs that fill schedule slots; a slot already filled is left alone.
 
     Returns the ids actually inserted: the unique (schedule_id, scheduled_for) index makes
-    firing idempotent across processes.
+    firing idempotent across processes. The caller holds the schedules' locks, so a slot
+    normally cannot exist yet: the bulk insert is tried first, and only if the index refuses
+    it does the slower per-row ON CONFLICT path run.
     """
+    try:
+        async with conn.begin_nested():
+            await insert(conn, rows)
+        return {r["id"] for r in rows}
+    except sa.exc.IntegrityError:
+        pass
     inserted: set[str] = set()
     for part in chunks(rows, 1000):
         stmt = (
@@ -83,6 +118,16 @@ async def list_(
     if cursor:
         stmt = stmt.where(runs.c.id < cursor)
     return mappings(await conn.execute(stmt))
+
+
+async def any_due(conn: AsyncConnection, executors: Sequence[str], now: float) -> bool:
+    """Whether a claim would find anything (a cheap read before taking the write lock)."""
+    stmt = (
+        sa.select(runs.c.id)
+        .where(runs.c.state == "queued", runs.c.executor.in_(executors), runs.c.not_before <= now)
+        .limit(1)
+    )
+    return (await conn.execute(stmt)).first() is not None
 
 
 async def claim(

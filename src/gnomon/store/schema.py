@@ -127,11 +127,11 @@ runs = sa.Table(
     sa.Column("exit_code", sa.Integer),
     sa.Column("message", sa.Text),
     sa.Column("external_id", sa.String(200)),
-    sa.Column("output", sa.Text, nullable=False, default=""),
-    sa.Column("output_size", sa.BigInteger, nullable=False, default=0),
+    sa.Column("output", sa.Text, nullable=False, server_default=""),
+    sa.Column("output_size", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("worker_id", sa.String(64)),
     sa.Column("lease_expires_at", Time),
-    sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
+    sa.Column("cancel_requested", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("claimed_at", Time),
     sa.Column("started_at", Time),
@@ -151,7 +151,6 @@ runs = sa.Table(
         postgresql_where=sa.text("state IN ('claimed', 'running')"),
     ),
     sa.Index("ix_runs_job", "job_id", "id"),
-    sa.Index("ix_runs_state", "state"),
     # The database is the arbiter of "a slot fires once".
     sa.Index(
         "ux_runs_slot",

@@ -10,10 +10,8 @@ from sse_starlette import EventSourceResponse
 
 from gnomon.api import present
 from gnomon.api.deps import principal, service
-from gnomon.domain import Principal, Role
+from gnomon.domain import Principal
 from gnomon.service import Service
-from gnomon.service.access import require
-from gnomon.store import events as store
 
 router = APIRouter(tags=["events"])
 
@@ -30,38 +28,19 @@ async def events(
     svc: Service = Depends(service),
 ) -> EventSourceResponse:
     """Each event: `id` (resume with Last-Event-ID), `event: run`, data = the transition."""
-    spaces = who.visible_spaces()
-    if space is not None:
-        require(who, space, Role.viewer)
-        spaces = [space]
-    resume = request.headers.get("last-event-id")
-    start = after if after is not None else (int(resume) if resume and resume.isdigit() else None)
-    if start is None:
-        async with svc.db.read() as conn:
-            start = await store.last_id(conn)
+    resume = request.headers.get("last-event-id", "")
+    start = after if after is not None else (int(resume) if resume.isdigit() else None)
+    feed = svc.events.follow(
+        spaces=svc.events.readable_spaces(who, space),
+        after=start,
+        job_id=job,
+        run_id=run,
+        executor=f"site:{site}" if site else None,
+    )
 
-    async def stream() -> AsyncIterator[dict]:
-        last = start
-        while True:
-            async with svc.db.read() as conn:
-                rows = await store.after(
-                    conn,
-                    last,
-                    spaces=spaces,
-                    job_id=job,
-                    run_id=run,
-                    executor=f"site:{site}" if site else None,
-                )
-            for row in rows:
-                last = row["id"]
-                yield {
-                    "id": str(row["id"]),
-                    "event": "run",
-                    "data": orjson.dumps(
-                        present.event(row), option=orjson.OPT_NON_STR_KEYS
-                    ).decode(),
-                }
-            if len(rows) < 500:
-                await svc.signals.events.wait(0.5)
+    async def stream() -> AsyncIterator[dict[str, str]]:
+        async for row in feed:
+            data = orjson.dumps(present.event(row), option=orjson.OPT_NON_STR_KEYS).decode()
+            yield {"id": str(row["id"]), "event": "run", "data": data}
 
     return EventSourceResponse(stream(), ping=15)

@@ -142,11 +142,11 @@ def upgrade() -> None:
         sa.Column("exit_code", sa.Integer(), nullable=True),
         sa.Column("message", sa.Text(), nullable=True),
         sa.Column("external_id", sa.String(length=200), nullable=True),
-        sa.Column("output", sa.Text(), nullable=False),
-        sa.Column("output_size", sa.BigInteger(), nullable=False),
+        sa.Column("output", sa.Text(), server_default="", nullable=False),
+        sa.Column("output_size", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("worker_id", sa.String(length=64), nullable=True),
         sa.Column("lease_expires_at", sa.Float(precision=53), nullable=True),
-        sa.Column("cancel_requested", sa.Boolean(), nullable=False),
+        sa.Column("cancel_requested", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("created_at", sa.Float(precision=53), nullable=False),
         sa.Column("claimed_at", sa.Float(precision=53), nullable=True),
         sa.Column("started_at", sa.Float(precision=53), nullable=True),
@@ -174,7 +174,6 @@ def upgrade() -> None:
             sqlite_where=sa.text("state = 'queued'"),
             postgresql_where=sa.text("state = 'queued'"),
         )
-        batch_op.create_index("ix_runs_state", ["state"], unique=False)
         batch_op.create_index(
             "ux_runs_slot",
             ["schedule_id", "scheduled_for"],
@@ -240,7 +239,6 @@ def downgrade() -> None:
             sqlite_where=sa.text("schedule_id IS NOT NULL"),
             postgresql_where=sa.text("schedule_id IS NOT NULL"),
         )
-        batch_op.drop_index("ix_runs_state")
         batch_op.drop_index(
             "ix_runs_queue",
             sqlite_where=sa.text("state = 'queued'"),
