@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 
 CATCHUP_LIMIT = 1000  # most slots one schedule runs in one catch-up (catchup=all)
 EPS = 1e-6
+# `every` slots are whole multiples of the interval since the Unix epoch: `every: "5m"` fires
+# at :00, :05, …, the same in every process and after every restart.
+EPOCH = 0.0
 CANCELLED_BY_NEWER = "cancelled: a newer slot of its schedule fired (overlap=cancel_other)"
 
 
@@ -97,7 +100,7 @@ class Schedules:
             "catchup": spec.catchup.value,
             "jitter_s": spec.jitter_s,
             "params": spec.params,
-            "anchor_at": now,
+            "anchor_at": EPOCH,
             "last_fire_at": None,
             "created_at": now,
             "updated_at": now,
@@ -148,7 +151,7 @@ class Schedules:
         now = time.time()
         for kind in ("cron", "every", "at"):
             if given.get(kind) is not None:
-                values.update(kind=kind, expr=_expr(kind, getattr(patch, kind)), anchor_at=now)
+                values.update(kind=kind, expr=_expr(kind, getattr(patch, kind)))
         if given.get("timezone") is not None:
             _check_tz(patch.timezone or "UTC")
             values["timezone"] = patch.timezone
@@ -286,7 +289,10 @@ class Schedules:
         trig = trigger_of(s)
         first = s["next_fire_at"]
         cutoff = now - max(float(s["catchup_window_s"]), grace)
-        if first >= cutoff:
+        following = trig.next_after(to_dt(first))  # cached per slot: shared by many schedules
+        if first >= cutoff and (following is None or following.timestamp() > now):
+            recent = [first]  # the common case: exactly one slot is due
+        elif first >= cutoff:
             later, _ = cron.slots_between(trig, to_dt(first), to_dt(now), CATCHUP_LIMIT)
             recent = [first, *(t.timestamp() for t in later)]
         else:
