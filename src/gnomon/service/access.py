@@ -31,6 +31,14 @@ def require(principal: Principal, space: str, role: Role) -> None:
         raise Forbidden(f"token '{principal.name}' needs role {role.value} in space '{space}'")
 
 
+def readable_spaces(who: Principal, space: str | None) -> list[str] | None:
+    """The spaces a listing for `who` covers (None: all); 403 for a space not theirs."""
+    if space is None:
+        return who.visible_spaces()
+    require(who, space, Role.viewer)
+    return [space]
+
+
 def require_admin(principal: Principal) -> None:
     if not principal.admin:
         raise Forbidden("this needs an admin token")

@@ -6,8 +6,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from gnomon.domain import Principal, Role
-from gnomon.service.access import require
 from gnomon.store import events as store
 
 if TYPE_CHECKING:
@@ -25,14 +23,6 @@ class Events:
     async def last_id(self) -> int:
         async with self.svc.db.read() as conn:
             return await store.last_id(conn)
-
-    @staticmethod
-    def readable_spaces(who: Principal, space: str | None) -> list[str] | None:
-        """The spaces a feed for `who` covers (None: all); 403 for a space not theirs."""
-        if space is None:
-            return who.visible_spaces()
-        require(who, space, Role.viewer)
-        return [space]
 
     async def follow(
         self,

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, NotFound
 from gnomon.ids import new_id
-from gnomon.service.access import DEFAULT_SPACE, require
+from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
 from gnomon.specs import JobPatch, JobSpec
 from gnomon.store import access as access_store
 from gnomon.store import jobs as store
@@ -102,10 +102,7 @@ class Jobs:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        spaces = who.visible_spaces()
-        if space is not None:
-            require(who, space, Role.viewer)
-            spaces = [space]
+        spaces = readable_spaces(who, space)
         limit = max(1, min(limit, PAGE_MAX))
         async with self.svc.db.read() as conn:
             items = await store.list_(

@@ -22,7 +22,7 @@ from gnomon.domain import (
 from gnomon.errors import Conflict, NotFound
 from gnomon.ids import new_ids
 from gnomon.service import ledger
-from gnomon.service.access import require
+from gnomon.service.access import readable_spaces, require
 from gnomon.service.jobs import PAGE_MAX, page
 from gnomon.specs import RunRequest
 from gnomon.store import events as event_store
@@ -204,10 +204,7 @@ class Runs:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        spaces = who.visible_spaces()
-        if space is not None:
-            require(who, space, Role.viewer)
-            spaces = [space]
+        spaces = readable_spaces(who, space)
         limit = max(1, min(limit, PAGE_MAX))
         async with self.svc.db.read() as conn:
             items = await store.list_(

@@ -21,7 +21,7 @@ from gnomon.domain import Catchup, FireStatus, Overlap, Principal, Role
 from gnomon.errors import Invalid, NotFound
 from gnomon.ids import new_id, new_ids
 from gnomon.service import ledger
-from gnomon.service.access import require
+from gnomon.service.access import readable_spaces, require
 from gnomon.service.jobs import PAGE_MAX, page
 from gnomon.service.runs import new_run
 from gnomon.specs import SchedulePatch, ScheduleSpec
@@ -133,10 +133,7 @@ class Schedules:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        spaces = who.visible_spaces()
-        if space is not None:
-            require(who, space, Role.viewer)
-            spaces = [space]
+        spaces = readable_spaces(who, space)
         limit = max(1, min(limit, PAGE_MAX))
         async with self.svc.db.read() as conn:
             items = await store.list_(

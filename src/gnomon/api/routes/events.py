@@ -12,6 +12,7 @@ from gnomon.api import present
 from gnomon.api.deps import principal, service
 from gnomon.domain import Principal
 from gnomon.service import Service
+from gnomon.service.access import readable_spaces
 
 router = APIRouter(tags=["events"])
 
@@ -31,7 +32,7 @@ async def events(
     resume = request.headers.get("last-event-id", "")
     start = after if after is not None else (int(resume) if resume.isdigit() else None)
     feed = svc.events.follow(
-        spaces=svc.events.readable_spaces(who, space),
+        spaces=readable_spaces(who, space),
         after=start,
         job_id=job,
         run_id=run,
