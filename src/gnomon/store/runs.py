@@ -171,6 +171,8 @@ async def claim(
             lease_expires_at=lease_until,
             claimed_at=now,
             updated_at=now,
+            output="",  # a new attempt starts a new log
+            output_size=0,
         )
     )
     stmt = (

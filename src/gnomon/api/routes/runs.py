@@ -92,7 +92,9 @@ async def _follow(svc: Service, who: Principal, run: dict) -> AsyncIterator[byte
     while True:
         tail = run["output"].encode()
         size = run["output_size"]
-        if run["attempt"] != attempt or size < sent:
+        # A retry's row keeps the previous attempt's log until the next attempt is claimed.
+        restarted = run["attempt"] != attempt and run["state"] not in ("queued", "pending")
+        if restarted or (run["attempt"] == attempt and size < sent):
             attempt, sent = run["attempt"], 0
             yield f"\n--- attempt {attempt} ---\n".encode()
         if size > sent:

@@ -1,0 +1,134 @@
+"""Firing rules driven with a chosen clock: DST transitions, catch-up, overlap."""
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+
+from gnomon.service import Service
+from gnomon.service.schedules import trigger_of
+from gnomon.specs import JobSpec, ScheduleSpec
+from gnomon.store.schema import runs, schedules
+from tests.service.conftest import ADMIN
+
+
+def ts(text: str) -> float:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+async def make(svc: Service, start: str, **spec: object) -> str:
+    job = await svc.jobs.create(
+        ADMIN,
+        JobSpec.model_validate(
+            {"name": f"j{id(spec)}", "executor": "site:t", "action": {"type": "noop"}}
+        ),
+    )
+    sched = await svc.schedules.create(ADMIN, job["id"], ScheduleSpec.model_validate(spec))
+    # Rewind the schedule as if it had been created at `start`.
+    row = {**sched, "next_fire_at": None}
+    first = trigger_of(row).next_after(datetime.fromtimestamp(ts(start), UTC))
+    async with svc.db.write() as conn:
+        await conn.execute(
+            sa.update(schedules)
+            .where(schedules.c.id == sched["id"])
+            .values(next_fire_at=first.timestamp() if first else None)
+        )
+    return sched["id"]
+
+
+async def run_clock(svc: Service, start: str, end: str) -> None:
+    """Call the scheduler as a punctual process would: at each next fire time until `end`."""
+    now = ts(start)
+    while now <= ts(end):
+        await svc.schedules.fire_due(now)
+        nxt = await svc.schedules.next_fire_at()
+        if nxt is None:
+            return
+        now = max(nxt, now + 0.001)
+
+
+async def slots(svc: Service, schedule_id: str) -> list[str]:
+    async with svc.db.read() as conn:
+        rows = await conn.execute(
+            sa.select(runs.c.scheduled_for)
+            .where(runs.c.schedule_id == schedule_id)
+            .order_by(runs.c.scheduled_for)
+        )
+        return [iso(r[0]) for r in rows]
+
+
+async def test_berlin_spring_forward_gap_fires_at_first_valid_instant(svc: Service) -> None:
+    sid = await make(svc, "2026-03-27T12:00:00", cron="30 2 * * *", timezone="Europe/Berlin")
+    await run_clock(svc, "2026-03-27T12:00:00", "2026-03-30T12:00:00")
+    # 02:30 CET = 01:30Z; on 03-29 02:30 does not exist → 03:00 CEST = 01:00Z; then 00:30Z.
+    assert await slots(svc, sid) == [
+        "2026-03-28T01:30:00",
+        "2026-03-29T01:00:00",
+        "2026-03-30T00:30:00",
+    ]
+
+
+async def test_berlin_fall_back_repeated_hour_fires_once(svc: Service) -> None:
+    sid = await make(svc, "2026-10-24T12:00:00", cron="30 2 * * *", timezone="Europe/Berlin")
+    await run_clock(svc, "2026-10-24T12:00:00", "2026-10-26T12:00:00")
+    assert await slots(svc, sid) == ["2026-10-25T00:30:00", "2026-10-26T01:30:00"]
+
+
+async def test_new_york_spring_forward(svc: Service) -> None:
+    sid = await make(svc, "2026-03-07T12:00:00", cron="30 2 * * *", timezone="America/New_York")
+    await run_clock(svc, "2026-03-07T12:00:00", "2026-03-09T12:00:00")
+    # 02:30 on 03-08 does not exist → 03:00 EDT = 07:00Z.
+    assert await slots(svc, sid) == ["2026-03-08T07:00:00", "2026-03-09T06:30:00"]
+
+
+async def test_new_york_fall_back(svc: Service) -> None:
+    sid = await make(svc, "2026-10-31T12:00:00", cron="30 1 * * *", timezone="America/New_York")
+    await run_clock(svc, "2026-10-31T12:00:00", "2026-11-02T12:00:00")
+    # 01:30 happens twice on 11-01: it fires once, at 01:30 EDT = 05:30Z.
+    assert await slots(svc, sid) == ["2026-11-01T05:30:00", "2026-11-02T06:30:00"]
+
+
+async def test_downtime_records_missed_and_coalesces(svc: Service) -> None:
+    sid = await make(svc, "2026-05-01T00:00:00", every="1m", catchup_window_s=300)
+    # The scheduler was down from 00:00 to 01:00; it comes back at 01:00:00.5.
+    await svc.schedules.fire_due(ts("2026-05-01T01:00:00") + 0.5)
+    assert await slots(svc, sid) == ["2026-05-01T01:00:00"]
+    fires = {f["status"]: f for f in await svc.schedules.fires(ADMIN, sid, None, 10)}
+    # 00:01 … 00:55 are older than 5 minutes: 55 missed; 00:56 … 00:59 coalesced into 01:00.
+    assert fires["missed"]["count"] == 55
+    assert fires["coalesced"]["count"] == 4
+    # Firing again at the same instant does nothing more.
+    await svc.schedules.fire_due(ts("2026-05-01T01:00:00") + 0.5)
+    assert await slots(svc, sid) == ["2026-05-01T01:00:00"]
+
+
+async def test_catchup_all_runs_every_slot_in_the_window(svc: Service) -> None:
+    sid = await make(svc, "2026-05-01T00:00:00", every="1m", catchup_window_s=300, catchup="all")
+    await svc.schedules.fire_due(ts("2026-05-01T01:00:00") + 0.5)
+    assert await slots(svc, sid) == [f"2026-05-01T00:{m}:00" for m in (56, 57, 58, 59)] + [
+        "2026-05-01T01:00:00"
+    ]
+
+
+async def test_overlap_skip_and_buffer_one(svc: Service) -> None:
+    skip = await make(svc, "2026-05-01T00:00:00", every="1m", overlap="skip")
+    buffer = await make(svc, "2026-05-01T00:00:00", every="1m", overlap="buffer_one")
+    await run_clock(svc, "2026-05-01T00:01:00", "2026-05-01T00:04:00")
+    # Nothing consumes the runs (executor site:t): the first stays queued.
+    assert await slots(svc, skip) == ["2026-05-01T00:01:00"]
+    skipped = await svc.schedules.fires(ADMIN, skip, "skipped", 10)
+    assert sum(f["count"] for f in skipped) == 3
+    assert await slots(svc, buffer) == ["2026-05-01T00:01:00", "2026-05-01T00:02:00"]
+    async with svc.db.read() as conn:
+        states = [
+            r[0]
+            for r in await conn.execute(
+                sa.select(runs.c.state)
+                .where(runs.c.schedule_id == buffer)
+                .order_by(runs.c.scheduled_for)
+            )
+        ]
+    assert states == ["queued", "pending"]
