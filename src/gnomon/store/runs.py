@@ -11,6 +11,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gnomon.domain import RunState
 from gnomon.store._sql import bulk_insert, chunks, for_update, mappings, upsert_insert
 from gnomon.store.schema import jobs, runs
 
@@ -213,6 +214,13 @@ async def _within_concurrency(conn: AsyncConnection, rows: Sequence[Any]) -> lis
     return ids
 
 
+def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
+    """`state IN ('a', 'b')` with the states inline, so the statement can be executemany'd."""
+    known = {s.value for s in RunState}
+    assert all(s in known for s in states), states
+    return runs.c.state.in_([sa.literal_column(f"'{s}'") for s in states])
+
+
 async def transition(
     conn: AsyncConnection,
     changes: Sequence[dict[str, Any]],
@@ -233,7 +241,7 @@ async def transition(
     for keys, group in groups.items():
         stmt = (
             sa.update(runs)
-            .where(runs.c.id == sa.bindparam("_id"), runs.c.state.in_(list(from_states)))
+            .where(runs.c.id == sa.bindparam("_id"), _state_in(from_states))
             .values({k: sa.bindparam(f"_{k}") for k in keys})
         )
         if worker_id is not None:
