@@ -4,36 +4,36 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from gnomon.api import present
+from gnomon.api import present, schemas
 from gnomon.api.deps import principal, service
 from gnomon.api.present import JSON
 from gnomon.domain import Principal
 from gnomon.service import Service
 from gnomon.specs import MemberSpec, SpaceSpec, TokenSpec
 
-router = APIRouter(tags=["access"])
+router = APIRouter(tags=["access"], responses=schemas.ERRORS)
 
 
-@router.get("/v1/spaces")
+@router.get("/v1/spaces", response_model=schemas.Spaces)
 async def list_spaces(who: Principal = Depends(principal), svc: Service = Depends(service)) -> JSON:
     return JSON({"items": [present.space(s) for s in await svc.access.list_spaces(who)]})
 
 
-@router.post("/v1/spaces", status_code=201)
+@router.post("/v1/spaces", status_code=201, response_model=schemas.Space)
 async def create_space(
     spec: SpaceSpec, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
     return JSON(present.space(await svc.access.create_space(who, spec)), status_code=201)
 
 
-@router.get("/v1/spaces/{name}")
+@router.get("/v1/spaces/{name}", response_model=schemas.Space)
 async def get_space(
     name: str, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
     return JSON(present.space(await svc.access.get_space(who, name)))
 
 
-@router.put("/v1/spaces/{name}/members/{token_id}")
+@router.put("/v1/spaces/{name}/members/{token_id}", response_model=schemas.Space)
 async def set_member(
     name: str,
     token_id: str,
@@ -56,7 +56,7 @@ async def remove_member(
     return JSON(None, status_code=204)
 
 
-@router.post("/v1/tokens", status_code=201)
+@router.post("/v1/tokens", status_code=201, response_model=schemas.NewToken)
 async def create_token(
     spec: TokenSpec, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
@@ -64,7 +64,7 @@ async def create_token(
     return JSON({**present.token(row), "token": secret}, status_code=201)
 
 
-@router.get("/v1/tokens")
+@router.get("/v1/tokens", response_model=schemas.Tokens)
 async def list_tokens(who: Principal = Depends(principal), svc: Service = Depends(service)) -> JSON:
     return JSON({"items": [present.token(t) for t in await svc.access.list_tokens(who)]})
 

@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from gnomon.api import present
+from gnomon.api import present, schemas
 from gnomon.api.deps import principal, service
 from gnomon.api.present import JSON
 from gnomon.domain import Principal
 from gnomon.service import Service
 from gnomon.specs import JobPatch, JobSpec, RunBatch, RunRequest, ScheduleSpec
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=schemas.ERRORS)
 
 
-@router.post("/v1/jobs", status_code=201)
+@router.post("/v1/jobs", status_code=201, response_model=schemas.Job)
 async def create_job(
     spec: JobSpec, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
     return JSON(present.job(await svc.jobs.create(who, spec)), status_code=201)
 
 
-@router.get("/v1/jobs")
+@router.get("/v1/jobs", response_model=schemas.JobPage)
 async def list_jobs(
     space: str | None = Query(None, max_length=64),
     name: str | None = Query(None, max_length=200),
@@ -38,14 +38,14 @@ async def list_jobs(
     return JSON(present.page(items, nxt, present.job))
 
 
-@router.get("/v1/jobs/{job_id}")
+@router.get("/v1/jobs/{job_id}", response_model=schemas.Job)
 async def get_job(
     job_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
     return JSON(present.job(await svc.jobs.get(who, job_id)))
 
 
-@router.patch("/v1/jobs/{job_id}")
+@router.patch("/v1/jobs/{job_id}", response_model=schemas.Job)
 async def update_job(
     job_id: str,
     patch: JobPatch,
@@ -63,7 +63,7 @@ async def delete_job(
     return JSON(None, status_code=204)
 
 
-@router.post("/v1/jobs/{job_id}/runs", status_code=201, tags=["runs"])
+@router.post("/v1/jobs/{job_id}/runs", status_code=201, tags=["runs"], response_model=schemas.Run)
 async def run_job(
     job_id: str,
     req: RunRequest | None = Body(None),
@@ -74,7 +74,7 @@ async def run_job(
     return JSON(present.run(rows[0]), status_code=201)
 
 
-@router.post("/v1/runs:batch", status_code=201, tags=["runs"])
+@router.post("/v1/runs:batch", status_code=201, tags=["runs"], response_model=schemas.RunIds)
 async def run_batch(
     batch: RunBatch, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
@@ -82,7 +82,12 @@ async def run_batch(
     return JSON({"ids": [r["id"] for r in rows]}, status_code=201)
 
 
-@router.post("/v1/jobs/{job_id}/schedules", status_code=201, tags=["schedules"])
+@router.post(
+    "/v1/jobs/{job_id}/schedules",
+    status_code=201,
+    tags=["schedules"],
+    response_model=schemas.Schedule,
+)
 async def create_schedule(
     job_id: str,
     spec: ScheduleSpec,
@@ -92,7 +97,7 @@ async def create_schedule(
     return JSON(present.schedule(await svc.schedules.create(who, job_id, spec)), status_code=201)
 
 
-@router.get("/v1/jobs/{job_id}/schedules", tags=["schedules"])
+@router.get("/v1/jobs/{job_id}/schedules", tags=["schedules"], response_model=schemas.SchedulePage)
 async def job_schedules(
     job_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:

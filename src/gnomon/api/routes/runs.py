@@ -8,19 +8,19 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Depends, Query
 from starlette.responses import PlainTextResponse, StreamingResponse
 
-from gnomon.api import present
+from gnomon.api import present, schemas
 from gnomon.api.deps import principal, service
 from gnomon.api.present import JSON
 from gnomon.domain import FINAL_STATES, Principal, RunState
 from gnomon.errors import Invalid
 from gnomon.service import Service
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], responses=schemas.ERRORS)
 STATES = {s.value for s in RunState}
 ENDED = {s.value for s in FINAL_STATES}
 
 
-@router.get("/v1/runs")
+@router.get("/v1/runs", response_model=schemas.RunPage)
 async def list_runs(
     job: str | None = Query(None, max_length=26),
     schedule: str | None = Query(None, max_length=26),
@@ -51,21 +51,21 @@ async def list_runs(
     return JSON(present.page(items, nxt, present.run))
 
 
-@router.get("/v1/runs/{run_id}")
+@router.get("/v1/runs/{run_id}", response_model=schemas.Run)
 async def get_run(
     run_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
     return JSON(present.run(await svc.runs.get(who, run_id)))
 
 
-@router.get("/v1/runs/{run_id}/events")
+@router.get("/v1/runs/{run_id}/events", response_model=schemas.Events)
 async def run_events(
     run_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
     return JSON({"items": [present.event(e) for e in await svc.runs.history(who, run_id)]})
 
 
-@router.post("/v1/runs/{run_id}/cancel")
+@router.post("/v1/runs/{run_id}/cancel", response_model=schemas.Run)
 async def cancel_run(
     run_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:

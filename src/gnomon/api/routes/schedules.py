@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
 
-from gnomon.api import present
+from gnomon.api import present, schemas
 from gnomon.api.deps import principal, service
 from gnomon.api.present import JSON
 from gnomon.domain import FireStatus, Principal
 from gnomon.service import Service
 from gnomon.specs import SchedulePatch
 
-router = APIRouter(tags=["schedules"])
+router = APIRouter(tags=["schedules"], responses=schemas.ERRORS)
 
 
-@router.get("/v1/schedules")
+@router.get("/v1/schedules", response_model=schemas.SchedulePage)
 async def list_schedules(
     job: str | None = Query(None, max_length=26),
     space: str | None = Query(None, max_length=64),
@@ -27,14 +27,14 @@ async def list_schedules(
     return JSON(present.page(items, nxt, present.schedule))
 
 
-@router.get("/v1/schedules/{schedule_id}")
+@router.get("/v1/schedules/{schedule_id}", response_model=schemas.Schedule)
 async def get_schedule(
     schedule_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
     return JSON(present.schedule(await svc.schedules.get(who, schedule_id)))
 
 
-@router.patch("/v1/schedules/{schedule_id}")
+@router.patch("/v1/schedules/{schedule_id}", response_model=schemas.Schedule)
 async def update_schedule(
     schedule_id: str,
     patch: SchedulePatch,
@@ -52,7 +52,7 @@ async def delete_schedule(
     return JSON(None, status_code=204)
 
 
-@router.get("/v1/schedules/{schedule_id}/next")
+@router.get("/v1/schedules/{schedule_id}/next", response_model=schemas.NextTimes)
 async def next_fire_times(
     schedule_id: str,
     n: int = Query(10, ge=1, le=1000),
@@ -70,7 +70,7 @@ async def next_fire_times(
     )
 
 
-@router.get("/v1/schedules/{schedule_id}/fires")
+@router.get("/v1/schedules/{schedule_id}/fires", response_model=schemas.Fires)
 async def fires(
     schedule_id: str,
     status: FireStatus | None = None,
