@@ -58,6 +58,7 @@ class Dispatcher:
         self.inflight: dict[str, tuple[Attempt, TailBuffer]] = {}
         self._changes: dict[str, dict[str, Any]] = {}
         self._flush_wake = asyncio.Event()
+        self._flush_lock = asyncio.Lock()  # held while a batch of changes is being written
         self._room = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._work: set[asyncio.Task[Any]] = set()
@@ -78,8 +79,11 @@ class Dispatcher:
         for task in list(self._work):
             task.cancel()
         await asyncio.gather(*self._work, return_exceptions=True)
-        for task in self._tasks[1:]:
-            task.cancel()
+        # Never cancel a flush midway: the changes it took (the lost attempts just settled)
+        # would be dropped and their runs left `running` until the lease ran out.
+        async with self._flush_lock:
+            for task in self._tasks[1:]:
+                task.cancel()
         await asyncio.gather(*self._tasks[1:], return_exceptions=True)
         with contextlib.suppress(Exception):
             await self._flush()
@@ -181,17 +185,18 @@ class Dispatcher:
                 self._flush_wake.set()
 
     async def _flush(self) -> None:
-        changes, self._changes = self._changes, {}
-        if not changes:
-            return
-        try:
-            await self.svc.runs.apply(
-                list(changes.values()), from_states=HELD, worker_id=self.worker_id
-            )
-        except Exception:
-            for run_id, change in changes.items():  # keep them for the next try
-                self._changes.setdefault(run_id, change)
-            raise
+        async with self._flush_lock:
+            changes, self._changes = self._changes, {}
+            if not changes:
+                return
+            try:
+                await self.svc.runs.apply(
+                    list(changes.values()), from_states=HELD, worker_id=self.worker_id
+                )
+            except Exception:
+                for run_id, change in changes.items():  # keep them for the next try
+                    self._changes.setdefault(run_id, change)
+                raise
 
     async def _output_loop(self) -> None:
         while True:

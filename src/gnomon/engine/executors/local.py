@@ -7,6 +7,8 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -32,6 +34,56 @@ def _child_setup() -> None:
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+# PR_SET_PDEATHSIG reaches the direct child only: a shell script's own children (`sleep 30`
+# in `sleep 30; echo done`) would outlive a server killed with SIGKILL. The watchdog is one
+# small process per executor that holds the process groups of the commands running; when
+# its stdin reaches EOF (the server is gone, however it died) it kills those groups.
+_WATCHDOG = """
+import os, signal, sys
+groups = set()
+for line in sys.stdin:
+    pgid = int(line[1:])
+    (groups.add if line[0] == "+" else groups.discard)(pgid)
+for pgid in groups:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except OSError:
+        pass
+"""
+
+
+class Watchdog:
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def _send(self, line: str) -> None:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE, start_new_session=True
+            )
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(line.encode())
+            self._proc.stdin.flush()
+        except OSError:  # it died: the next command starts a new one
+            self._proc = None
+
+    def hold(self, pgid: int) -> None:
+        self._send(f"+{pgid}\n")
+
+    def release(self, pgid: int) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._send(f"-{pgid}\n")
+
+    def close(self) -> None:
+        if self._proc is not None and self._proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                self._proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(5)
+            self._proc = None
+
+
 def param_env(params: dict[str, Any]) -> dict[str, str]:
     """Run parameters as environment variables: PARAM_<NAME>=value (JSON for non-strings)."""
     out = {}
@@ -46,6 +98,7 @@ class LocalExecutor(Executor):
 
     def __init__(self) -> None:
         self._http: httpx.AsyncClient | None = None
+        self._watchdog = Watchdog()
 
     async def execute(self, attempt: Attempt) -> Outcome:
         kind = attempt.action["type"]
@@ -57,6 +110,7 @@ class LocalExecutor(Executor):
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
+        self._watchdog.close()
 
     # --- noop -----------------------------------------------------------------------------
 
@@ -105,14 +159,18 @@ class LocalExecutor(Executor):
                 attempt.output.write(chunk)
             return await proc.wait()
 
+        self._watchdog.hold(proc.pid)
         try:
-            stopped = await _wait_or_cancel(pump(), attempt)
-        except asyncio.CancelledError:
-            await _kill_group(proc)
-            raise
-        if stopped:
-            await _kill_group(proc)
-            return stopped
+            try:
+                stopped = await _wait_or_cancel(pump(), attempt)
+            except asyncio.CancelledError:
+                await _kill_group(proc)
+                raise
+            if stopped:
+                await _kill_group(proc)
+                return stopped
+        finally:
+            self._watchdog.release(proc.pid)
         code = proc.returncode
         assert code is not None
         if code == 0:
