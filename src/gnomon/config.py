@@ -22,7 +22,8 @@ class Settings(BaseSettings):
     url: str | None = Field(default=None, description="Where the CLI finds the server.")
     token: str | None = Field(default=None, description="The CLI's token.")
 
-    workers: int = Field(default=16, description="Local executor pool size.")
+    workers: int = Field(default=16, description="Shell commands run at once, locally.")
+    max_inflight: int = Field(default=1024, description="Light attempts (noop, http) at once.")
     claim_batch: int = 512
     lease_s: float = 30.0
     heartbeat_s: float = 10.0
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
 
     scheduler_batch: int = 5000
     scheduler_max_sleep_s: float = 1.0
+    scheduler_lookahead_s: float = Field(
+        default=1.0,
+        description="Runs of overlap=allow schedules are created up to this long before their "
+        "slot (not started before it), so a burst of slots is ready on time.",
+    )
     catchup_grace_s: float = 1.0
     default_catchup_window_s: int = 60
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 import re
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
@@ -186,6 +188,16 @@ class ConcurrencyPolicy(BaseModel):
     max_running: int | None = Field(
         default=None, ge=1, le=100000, description="At most this many runs claimed at once."
     )
+
+
+@lru_cache(maxsize=1024)
+def _retry_policy(text: bytes) -> RetryPolicy:
+    return RetryPolicy.model_validate_json(text)
+
+
+def retry_policy(data: dict[str, Any]) -> RetryPolicy:
+    """A job's stored retry policy, parsed once per distinct policy."""
+    return _retry_policy(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
 
 
 def should_retry(policy: RetryPolicy, outcome: RunState, attempt: int) -> bool:

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from gnomon.service import Service
 from gnomon.service.schedules import trigger_of
-from gnomon.specs import JobSpec, ScheduleSpec
+from gnomon.specs import JobSpec, SchedulePatch, ScheduleSpec
 from gnomon.store.schema import runs, schedules
 from tests.service.conftest import ADMIN
 
@@ -34,7 +34,7 @@ async def make(svc: Service, start: str, **spec: object) -> str:
         await conn.execute(
             sa.update(schedules)
             .where(schedules.c.id == sched["id"])
-            .values(next_fire_at=first.timestamp() if first else None)
+            .values(next_fire_at=first.timestamp(), due_at=first.timestamp())
         )
     return sched["id"]
 
@@ -44,7 +44,7 @@ async def run_clock(svc: Service, start: str, end: str) -> None:
     now = ts(start)
     while now <= ts(end):
         await svc.schedules.fire_due(now)
-        nxt = await svc.schedules.next_fire_at()
+        nxt = await svc.schedules.next_due_at()
         if nxt is None:
             return
         now = max(nxt, now + 0.001)
@@ -132,3 +132,24 @@ async def test_overlap_skip_and_buffer_one(svc: Service) -> None:
             )
         ]
     assert states == ["queued", "pending"]
+
+
+async def test_allow_runs_are_created_ahead_and_withdrawn_when_the_schedule_changes(
+    svc: Service,
+) -> None:
+    job = await svc.jobs.create(
+        ADMIN,
+        JobSpec.model_validate({"name": "ahead", "executor": "site:t", "action": {"type": "noop"}}),
+    )
+    sched = await svc.schedules.create(ADMIN, job["id"], ScheduleSpec(every="1h"))
+    slot = sched["next_fire_at"]
+    assert sched["due_at"] == slot - svc.settings.scheduler_lookahead_s
+    await svc.schedules.fire_due(sched["due_at"])
+    async with svc.db.read() as conn:
+        run = (await conn.execute(sa.select(runs).where(runs.c.schedule_id == sched["id"]))).one()
+    assert run.state == "queued" and run.scheduled_for == run.not_before == slot
+    # Disabled before its slot came: the early run is withdrawn.
+    await svc.schedules.update(ADMIN, sched["id"], SchedulePatch(enabled=False))
+    async with svc.db.read() as conn:
+        row = (await conn.execute(sa.select(runs).where(runs.c.id == run.id))).one()
+    assert row.state == "cancelled"

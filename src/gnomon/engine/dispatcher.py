@@ -19,7 +19,7 @@ import structlog
 from ulid import ULID
 
 from gnomon.abc import Attempt, Executor, Outcome, OutputSink
-from gnomon.domain import RetryPolicy, RunState, clip_output
+from gnomon.domain import RunState, clip_output, retry_policy
 from gnomon.service import Service
 from gnomon.service.runs import HELD, settle
 
@@ -54,7 +54,6 @@ class Dispatcher:
         self.settings = svc.settings
         self.executors = {e.name: e for e in executors}
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{ULID()}"
-        self.capacity = self.settings.workers
         self.inflight: dict[str, tuple[Attempt, TailBuffer]] = {}
         self._changes: dict[str, dict[str, Any]] = {}
         self._flush_wake = asyncio.Event()
@@ -93,24 +92,36 @@ class Dispatcher:
     # --- claiming -------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        """Claim while there is room: shell commands up to `workers` processes, light work
+        (noop, http) up to `max_inflight`; sleep until the next run is due otherwise."""
         names = list(self.executors)
+        batch = self.settings.claim_batch
         while True:
-            free = self.capacity - len(self.inflight)
-            if free <= 0:
+            shells = sum(1 for a, _ in self.inflight.values() if a.action["type"] == "shell")
+            lanes = [
+                (True, min(batch, self.settings.workers - shells)),
+                (False, min(batch, self.settings.max_inflight - (len(self.inflight) - shells))),
+            ]
+            if all(limit <= 0 for _, limit in lanes):
                 self._room.clear()
                 await self._room.wait()
                 continue
-            want = min(free, self.settings.claim_batch)
             try:
-                claimed = await self.svc.runs.claim(names, want, self.worker_id)
+                claimed, due = await self.svc.runs.claim(names, lanes, self.worker_id)
             except Exception:
                 log.exception("claim failed")
                 await asyncio.sleep(1)
                 continue
             for run in claimed:
                 self._start(run)
-            if len(claimed) < want:
-                await self.svc.signals.runs_queued.wait(self.settings.poll_s)
+            if claimed:
+                continue
+            # Nothing claimable: wait for new work, the next `not_before`, or the poll interval
+            # (work due but held back by a full lane also waits here).
+            wait = self.settings.poll_s
+            if due is not None and due > time.time():
+                wait = min(wait, due - time.time())
+            await self.svc.signals.runs_queued.wait(wait)
 
     def _start(self, run: dict[str, Any]) -> None:
         tail = TailBuffer(self.settings.output_limit_bytes)
@@ -154,7 +165,7 @@ class Dispatcher:
         change = settle(
             run,
             outcome.state,
-            RetryPolicy.model_validate(run["retry"]),
+            retry_policy(run["retry"]),
             now,
             exit_code=outcome.exit_code,
             message=outcome.message,

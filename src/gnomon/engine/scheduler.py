@@ -39,7 +39,7 @@ class Scheduler:
                 if now - last_reap >= reap_every:
                     last_reap = now
                     await self.svc.runs.reap_expired()
-                nxt = await self.svc.schedules.next_fire_at()
+                nxt = await self.svc.schedules.next_due_at()
                 now = time.time()
                 delay = settings.scheduler_max_sleep_s
                 if nxt is not None:

@@ -14,6 +14,7 @@ from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
 from gnomon.specs import JobPatch, JobSpec
 from gnomon.store import access as access_store
 from gnomon.store import jobs as store
+from gnomon.store import schedules as schedule_store
 
 if TYPE_CHECKING:
     from gnomon.service import Service
@@ -137,9 +138,12 @@ class Jobs:
 
     async def delete(self, who: Principal, job_id: str) -> None:
         await self.get(who, job_id, Role.developer)
+        now = time.time()
         async with self.svc.db.write() as conn:
-            if not await store.soft_delete(conn, job_id, time.time()):
+            schedule_ids = await schedule_store.ids_for_job(conn, job_id)
+            if not await store.soft_delete(conn, job_id, now):
                 raise NotFound(f"job '{job_id}' not found")
+        await self.svc.schedules.withdraw_early_runs(schedule_ids, now)
         self._cache.pop(job_id, None)
         self.svc.signals.schedules.fire()
 

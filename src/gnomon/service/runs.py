@@ -17,6 +17,7 @@ from gnomon.domain import (
     Role,
     RunState,
     merge_params,
+    retry_policy,
     should_retry,
 )
 from gnomon.errors import Conflict, NotFound
@@ -244,9 +245,9 @@ class Runs:
                 ],
                 from_states=("pending", "queued"),
             )
-            if done:
-                return done[0]
             run = await self.get(who, run_id)
+            if done:
+                return run
         if run["state"] in HELD:
             async with self.svc.db.write() as conn:
                 await store.request_cancel(conn, run_id, now)
@@ -258,17 +259,25 @@ class Runs:
     # --- execution side ------------------------------------------------------------------
 
     async def claim(
-        self, executors: Sequence[str], limit: int, worker_id: str
-    ) -> list[dict[str, Any]]:
+        self,
+        executors: Sequence[str],
+        lanes: Sequence[tuple[bool | None, int]],
+        worker_id: str,
+    ) -> tuple[list[dict[str, Any]], float | None]:
+        """Claim due runs (see store.runs.claim for lanes).
+
+        Returns (claimed runs, when the next queued run becomes due if none is due now).
+        """
         now = time.time()
         async with self.svc.db.read() as conn:
-            if not await store.any_due(conn, executors, now):
-                return []
+            due = await store.next_not_before(conn, executors)
+        if due is None or due > now:
+            return [], due
         async with self.svc.db.write() as conn:
             claimed = await store.claim(
                 conn,
                 executors=executors,
-                limit=limit,
+                lanes=lanes,
                 worker_id=worker_id,
                 lease_until=now + self.svc.settings.lease_s,
                 now=now,
@@ -276,7 +285,7 @@ class Runs:
             await event_store.append(conn, [ledger.event_for(r, "claimed", now) for r in claimed])
         if claimed:
             self.svc.signals.events.fire()
-        return claimed
+        return claimed, None
 
     async def apply(
         self,
@@ -333,7 +342,7 @@ class Runs:
                 settle(
                     r,
                     RunState.cancelled if r["cancel_requested"] else RunState.lost,
-                    RetryPolicy.model_validate(r["retry"]),
+                    retry_policy(r["retry"]),
                     now,
                     message="lease expired: the worker holding this run stopped heartbeating",
                 )

@@ -107,6 +107,7 @@ class Schedules:
             "deleted_at": None,
         }
         row["next_fire_at"] = self._next(row, now) if spec.enabled else None
+        row["due_at"] = self._due(row, row["next_fire_at"])
         async with self.svc.db.write() as conn:
             await store.insert(conn, row)
         self.svc.signals.schedules.fire()
@@ -115,6 +116,15 @@ class Schedules:
     def _next(self, row: dict[str, Any], after: float) -> float | None:
         nxt = trigger_of(row).next_after(to_dt(after))
         return nxt.timestamp() if nxt else None
+
+    def _due(self, row: dict[str, Any], next_fire_at: float | None) -> float | None:
+        """When to take the schedule up. A run of an overlap=allow schedule does not depend on
+        what else is running, so it is created ahead of its slot (it still starts at the slot)."""
+        if next_fire_at is None:
+            return None
+        if row["overlap"] == Overlap.allow.value:
+            return next_fire_at - self.svc.settings.scheduler_lookahead_s
+        return next_fire_at
 
     async def get(self, who: Principal, schedule_id: str, role: Role = Role.viewer) -> dict:
         async with self.svc.db.read() as conn:
@@ -156,16 +166,42 @@ class Schedules:
             if given.get(key) is not None:
                 values[key] = given[key]
         merged = {**row, **values}
-        if {"kind", "timezone", "enabled"} & values.keys():
+        retimed = bool({"kind", "timezone", "enabled"} & values.keys())
+        if retimed:
             merged["next_fire_at"] = values["next_fire_at"] = (
                 self._next(merged, now) if merged["enabled"] else None
             )
+        if retimed or "overlap" in values:
+            merged["due_at"] = values["due_at"] = self._due(merged, merged["next_fire_at"])
         values["updated_at"] = now
         async with self.svc.db.write() as conn:
             if not await store.update(conn, schedule_id, values):
                 raise NotFound(f"schedule '{schedule_id}' not found")
+        if retimed:
+            await self.withdraw_early_runs([schedule_id], now)
         self.svc.signals.schedules.fire()
         return {**merged, "updated_at": now}
+
+    async def withdraw_early_runs(self, schedule_ids: list[str], now: float) -> None:
+        """Cancel runs created ahead of a slot that has not come yet (the schedule changed)."""
+        if not schedule_ids:
+            return
+        async with self.svc.db.read() as conn:
+            waiting = await run_store.active_runs_of_schedules(conn, schedule_ids)
+        early = [r for r in waiting if r["state"] == "queued" and r["scheduled_for"] > now]
+        await self.svc.runs.apply(
+            [
+                {
+                    "id": r["id"],
+                    "state": "cancelled",
+                    "finished_at": now,
+                    "updated_at": now,
+                    "message": "cancelled: its schedule changed before the slot came",
+                }
+                for r in early
+            ],
+            from_states=("queued",),
+        )
 
     async def delete(self, who: Principal, schedule_id: str) -> None:
         await self.get(who, schedule_id, Role.developer)
@@ -174,8 +210,15 @@ class Schedules:
             await store.update(
                 conn,
                 schedule_id,
-                {"deleted_at": now, "enabled": False, "next_fire_at": None, "updated_at": now},
+                {
+                    "deleted_at": now,
+                    "enabled": False,
+                    "next_fire_at": None,
+                    "due_at": None,
+                    "updated_at": now,
+                },
             )
+        await self.withdraw_early_runs([schedule_id], now)
         self.svc.signals.schedules.fire()
 
     async def upcoming(self, who: Principal, schedule_id: str, n: int) -> list[datetime]:
@@ -195,18 +238,23 @@ class Schedules:
         async with self.svc.db.read() as conn:
             return await store.list_fires(conn, schedule_id, status, max(1, min(limit, PAGE_MAX)))
 
-    async def next_fire_at(self) -> float | None:
+    async def next_due_at(self) -> float | None:
         async with self.svc.db.read() as conn:
-            return await store.next_fire_at(conn)
+            return await store.next_due_at(conn)
 
     # --- firing ---------------------------------------------------------------------------
 
     async def fire_due(self, now: float | None = None) -> tuple[int, list[float]]:
         """Fire one batch of due schedules. Returns (schedules handled, slot times run)."""
         now = time.time() if now is None else now
-        grace = self.svc.settings.catchup_grace_s
+        settings = self.svc.settings
+        grace, ahead = settings.catchup_grace_s, now + settings.scheduler_lookahead_s
+
+        def horizon(s: dict[str, Any]) -> float:
+            return ahead if s["overlap"] == Overlap.allow.value else now
+
         async with self.svc.db.write() as conn:
-            due = await store.due(conn, now, self.svc.settings.scheduler_batch)
+            due = await store.due(conn, now, settings.scheduler_batch)
             if not due:
                 return 0, []
             watched = [s["id"] for s in due if s["overlap"] != Overlap.allow.value]
@@ -221,7 +269,8 @@ class Schedules:
             fires: list[dict[str, Any]] = []
             moves: list[dict[str, Any]] = []
             plans = [
-                (s, *self._plan_slots(s, now, grace, activity.get(s["id"]), fires)) for s in due
+                (s, *self._plan_slots(s, now, horizon(s), grace, activity.get(s["id"]), fires))
+                for s in due
             ]
             ids = iter(new_ids(sum(len(slots) for _, slots, _ in plans)))
             for s, run_slots, held in plans:
@@ -247,11 +296,12 @@ class Schedules:
                             state="pending" if held else "queued",
                         )
                     )
-                nxt = self._next(s, now)
+                nxt = self._next(s, horizon(s))
                 moves.append(
                     {
                         "id": s["id"],
                         "next_fire_at": nxt,
+                        "due_at": self._due(s, nxt),
                         "last_fire_at": max(run_slots, default=s["last_fire_at"]),
                         "enabled": nxt is not None,
                     }
@@ -278,32 +328,39 @@ class Schedules:
         self,
         s: dict[str, Any],
         now: float,
+        horizon: float,
         grace: float,
         active: dict[str, int] | None,
         fires: list[dict[str, Any]],
     ) -> tuple[list[float], bool]:
-        """Which slots of a due schedule run; the rest go to `fires`. Returns (slots, held)."""
+        """Which slots up to `horizon` run; the rest go to `fires`. Returns (slots, held).
+
+        Slots before `now` are due (catch-up rules apply); slots after it are created early.
+        """
         trig = trigger_of(s)
         first = s["next_fire_at"]
         cutoff = now - max(float(s["catchup_window_s"]), grace)
-        following = trig.next_after(to_dt(first))  # cached per slot: shared by many schedules
-        if first >= cutoff and (following is None or following.timestamp() > now):
-            recent = [first]  # the common case: exactly one slot is due
-        elif first >= cutoff:
-            later, _ = cron.slots_between(trig, to_dt(first), to_dt(now), CATCHUP_LIMIT)
-            recent = [first, *(t.timestamp() for t in later)]
-        else:
+        if first < cutoff:
             _, n_older = cron.slots_between(trig, to_dt(first), to_dt(cutoff - EPS), 0)
             fires.append(_fire(s["id"], first, cutoff, 1 + n_older, FireStatus.missed, now))
-            later, _ = cron.slots_between(trig, to_dt(cutoff - EPS), to_dt(now), CATCHUP_LIMIT)
-            recent = [t.timestamp() for t in later]
+            later, _ = cron.slots_between(trig, to_dt(cutoff - EPS), to_dt(horizon), CATCHUP_LIMIT)
+            candidates = [t.timestamp() for t in later]
+        else:
+            following = trig.next_after(to_dt(first))  # cached per slot: shared by many
+            if following is None or following.timestamp() > horizon:
+                candidates = [first]  # the common case: exactly one slot
+            else:
+                later, _ = cron.slots_between(trig, to_dt(first), to_dt(horizon), CATCHUP_LIMIT)
+                candidates = [first, *(t.timestamp() for t in later)]
+        past = [t for t in candidates if t <= now]
+        if s["catchup"] == Catchup.latest.value and len(past) > 1:
+            fires.append(
+                _fire(s["id"], past[0], past[-2], len(past) - 1, FireStatus.coalesced, now)
+            )
+            past = past[-1:]
+        recent = past + [t for t in candidates if t > now]
         if not recent:
             return [], False
-        if s["catchup"] == Catchup.latest.value and len(recent) > 1:
-            fires.append(
-                _fire(s["id"], recent[0], recent[-2], len(recent) - 1, FireStatus.coalesced, now)
-            )
-            recent = recent[-1:]
         overlap = s["overlap"]
         busy = bool(active and active["active"])
         if busy and overlap == Overlap.skip.value:

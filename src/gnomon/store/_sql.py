@@ -62,6 +62,21 @@ async def bulk_insert(
         await conn.exec_driver_sql(sql, list(records))
 
 
+async def execute_many(conn: AsyncConnection, sql: str, records: Sequence[tuple[Any, ...]]) -> None:
+    """One statement (with `?` placeholders) for many parameter tuples, straight to the driver:
+    sqlite3's executemany, or asyncpg's pipelined executemany."""
+    if not records:
+        return
+    if is_postgres(conn):
+        await conn.exec_driver_sql("SELECT 1")
+        raw = (await conn.get_raw_connection()).driver_connection
+        parts = sql.split("?")
+        numbered = parts[0] + "".join(f"${i}{p}" for i, p in enumerate(parts[1:], 1))
+        await raw.executemany(numbered, records)
+    else:
+        await conn.exec_driver_sql(sql, list(records))
+
+
 async def insert_many(
     conn: AsyncConnection, table: sa.Table, rows: Sequence[dict[str, Any]]
 ) -> None:

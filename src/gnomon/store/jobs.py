@@ -70,7 +70,7 @@ async def soft_delete(conn: AsyncConnection, job_id: str, now: float) -> bool:
     await conn.execute(
         sa.update(schedules)
         .where(schedules.c.job_id == job_id, schedules.c.deleted_at.is_(None))
-        .values(deleted_at=now, updated_at=now, enabled=False, next_fire_at=None)
+        .values(deleted_at=now, updated_at=now, enabled=False, next_fire_at=None, due_at=None)
     )
     return True
 

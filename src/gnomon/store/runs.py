@@ -12,7 +12,14 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gnomon.domain import RunState
-from gnomon.store._sql import bulk_insert, chunks, for_update, mappings, upsert_insert
+from gnomon.store._sql import (
+    bulk_insert,
+    chunks,
+    execute_many,
+    for_update,
+    mappings,
+    upsert_insert,
+)
 from gnomon.store.schema import jobs, runs
 
 # Columns a listing returns: everything but the (possibly large) output.
@@ -121,43 +128,49 @@ async def list_(
     return mappings(await conn.execute(stmt))
 
 
-async def any_due(conn: AsyncConnection, executors: Sequence[str], now: float) -> bool:
-    """Whether a claim would find anything (a cheap read before taking the write lock)."""
-    stmt = (
-        sa.select(runs.c.id)
-        .where(runs.c.state == "queued", runs.c.executor.in_(executors), runs.c.not_before <= now)
-        .limit(1)
+async def next_not_before(conn: AsyncConnection, executors: Sequence[str]) -> float | None:
+    """When the earliest queued run for these executors may start (a cheap indexed read
+    before taking the write lock, and the time to wake up for)."""
+    stmt = sa.select(sa.func.min(runs.c.not_before)).where(
+        runs.c.state == "queued", runs.c.executor.in_(executors)
     )
-    return (await conn.execute(stmt)).first() is not None
+    return (await conn.execute(stmt)).scalar_one_or_none()
 
 
 async def claim(
     conn: AsyncConnection,
     *,
     executors: Sequence[str],
-    limit: int,
+    lanes: Sequence[tuple[bool | None, int]],
     worker_id: str,
     lease_until: float,
     now: float,
 ) -> list[dict[str, Any]]:
-    """Claim up to `limit` due queued runs in one statement, honouring job concurrency limits.
+    """Claim due queued runs in one transaction, honouring job concurrency limits.
 
+    `lanes` are (shell, limit) pairs: shell True takes only shell actions, False all others,
+    None any — so an executor can bound its processes and its light work separately.
     Returns the claimed runs with their job's `action`, `retry` and `job_name`.
     """
-    candidates = for_update(
-        conn,
-        sa.select(runs.c.id, runs.c.job_id, jobs.c.concurrency)
-        .join(jobs, jobs.c.id == runs.c.job_id)
-        .where(
-            runs.c.state == "queued",
-            runs.c.executor.in_(executors),
-            runs.c.not_before <= now,
+    rows: list[Any] = []
+    for shell, limit in lanes:
+        if limit <= 0:
+            continue
+        stmt = (
+            sa.select(runs.c.id, runs.c.job_id, jobs.c.concurrency)
+            .join(jobs, jobs.c.id == runs.c.job_id)
+            .where(
+                runs.c.state == "queued",
+                runs.c.executor.in_(executors),
+                runs.c.not_before <= now,
+            )
+            .order_by(runs.c.not_before, runs.c.id)
+            .limit(limit)
         )
-        .order_by(runs.c.not_before, runs.c.id)
-        .limit(limit),
-        of=runs,
-    )
-    rows = (await conn.execute(candidates)).all()
+        if shell is not None:
+            kind = jobs.c.action["type"].as_string()
+            stmt = stmt.where(kind == "shell" if shell else kind != "shell")
+        rows += (await conn.execute(for_update(conn, stmt, of=runs))).all()
     if not rows:
         return []
     ids = await _within_concurrency(conn, rows)
@@ -214,11 +227,21 @@ async def _within_concurrency(conn: AsyncConnection, rows: Sequence[Any]) -> lis
     return ids
 
 
-def _state_in(states: Sequence[str]) -> sa.ColumnElement[bool]:
-    """`state IN ('a', 'b')` with the states inline, so the statement can be executemany'd."""
-    known = {s.value for s in RunState}
-    assert all(s in known for s in states), states
-    return runs.c.state.in_([sa.literal_column(f"'{s}'") for s in states])
+# What the caller of a transition needs back: enough to log events and follow schedules.
+MOVED_COLUMNS = [
+    runs.c[n]
+    for n in (
+        "id",
+        "job_id",
+        "space",
+        "executor",
+        "schedule_id",
+        "attempt",
+        "state",
+        "status",
+        "updated_at",
+    )
+]
 
 
 async def transition(
@@ -229,30 +252,34 @@ async def transition(
     worker_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """Apply per-run value changes, each only if the run is still in `from_states` (and held by
-    `worker_id` when given). Returns the runs as they are afterwards, for those that changed.
+    `worker_id` when given). Returns, for the runs that changed, MOVED_COLUMNS as they are now.
 
-    Each change is a dict with `id` plus the columns to set; changes with the same set of
-    columns go out as one executemany.
+    Each change is a dict with `id`, `updated_at` (a stamp that tells which changes took) and
+    the columns to set; changes with the same columns go out as one executemany.
     """
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for change in changes:
         groups[tuple(sorted(k for k in change if k != "id"))].append(change)
-    changed: list[str] = []
+    known = {c.name for c in runs.c}
+    states = ", ".join(f"'{s}'" for s in from_states if s in {r.value for r in RunState})
     for keys, group in groups.items():
-        stmt = (
-            sa.update(runs)
-            .where(runs.c.id == sa.bindparam("_id"), _state_in(from_states))
-            .values({k: sa.bindparam(f"_{k}") for k in keys})
+        assert known.issuperset(keys), keys
+        sql = (
+            f"UPDATE runs SET {', '.join(f'{k} = ?' for k in keys)} "
+            f"WHERE id = ? AND state IN ({states})"
         )
-        if worker_id is not None:
-            stmt = stmt.where(runs.c.worker_id == worker_id)
-        params = [{"_id": c["id"], **{f"_{k}": c[k] for k in keys}} for c in group]
-        for part in chunks(params, 1000):
-            await conn.execute(stmt, list(part))
-        changed += [c["id"] for c in group]
+        if worker_id is None:
+            records = [(*(c[k] for k in keys), c["id"]) for c in group]
+        else:
+            sql += " AND worker_id = ?"
+            records = [(*(c[k] for k in keys), c["id"], worker_id) for c in group]
+        await execute_many(conn, sql, records)
     # Which ones took: the rows now carry the `updated_at` stamp each change set.
-    stamps = {c["id"]: c.get("updated_at") for c in changes}
-    after = await get_many(conn, changed)
+    stamps = {c["id"]: c["updated_at"] for c in changes}
+    ids = list(stamps)
+    after: list[dict[str, Any]] = []
+    for part in chunks(ids):
+        after += mappings(await conn.execute(sa.select(*MOVED_COLUMNS).where(runs.c.id.in_(part))))
     return [r for r in after if r["updated_at"] == stamps[r["id"]]]
 
 

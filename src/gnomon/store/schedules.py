@@ -48,7 +48,7 @@ async def update(conn: AsyncConnection, schedule_id: str, values: dict[str, Any]
 
 
 async def due(conn: AsyncConnection, now: float, limit: int) -> list[dict[str, Any]]:
-    """Enabled schedules whose next slot has come, with their job; locked (SKIP LOCKED)."""
+    """Enabled schedules whose time to fire has come, with their job; locked (SKIP LOCKED)."""
     stmt = for_update(
         conn,
         sa.select(
@@ -59,23 +59,22 @@ async def due(conn: AsyncConnection, now: float, limit: int) -> list[dict[str, A
             jobs.c.timeout_s,
         )
         .join(jobs, jobs.c.id == schedules.c.job_id)
-        .where(schedules.c.enabled.is_(True), _LIVE, schedules.c.next_fire_at <= now)
-        .order_by(schedules.c.next_fire_at)
+        .where(schedules.c.due_at <= now, schedules.c.enabled.is_(True), _LIVE)
+        .order_by(schedules.c.due_at)
         .limit(limit),
         of=schedules,
     )
     return mappings(await conn.execute(stmt))
 
 
-async def next_fire_at(conn: AsyncConnection) -> float | None:
-    stmt = sa.select(sa.func.min(schedules.c.next_fire_at)).where(
-        schedules.c.enabled.is_(True), _LIVE
-    )
+async def next_due_at(conn: AsyncConnection) -> float | None:
+    """When the scheduler next has work (disabled and deleted schedules have no due_at)."""
+    stmt = sa.select(sa.func.min(schedules.c.due_at))
     return (await conn.execute(stmt)).scalar_one_or_none()
 
 
 async def advance(conn: AsyncConnection, moves: Sequence[dict[str, Any]]) -> None:
-    """Set next_fire_at / last_fire_at for many schedules: [{id, next_fire_at, last_fire_at}]."""
+    """Move many schedules on: [{id, next_fire_at, due_at, last_fire_at, enabled}]."""
     if not moves:
         return
     stmt = (
@@ -83,6 +82,7 @@ async def advance(conn: AsyncConnection, moves: Sequence[dict[str, Any]]) -> Non
         .where(schedules.c.id == sa.bindparam("_id"))
         .values(
             next_fire_at=sa.bindparam("_next"),
+            due_at=sa.bindparam("_due"),
             last_fire_at=sa.bindparam("_last"),
             enabled=sa.bindparam("_enabled"),
         )
@@ -91,6 +91,7 @@ async def advance(conn: AsyncConnection, moves: Sequence[dict[str, Any]]) -> Non
         {
             "_id": m["id"],
             "_next": m["next_fire_at"],
+            "_due": m["due_at"],
             "_last": m["last_fire_at"],
             "_enabled": m["enabled"],
         }

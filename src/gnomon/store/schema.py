@@ -81,15 +81,18 @@ schedules = sa.Table(
     sa.Column("params", JSON, nullable=False),
     sa.Column("anchor_at", Time, nullable=False),
     sa.Column("next_fire_at", Time),
+    # When the scheduler takes the schedule up: next_fire_at, or a little earlier for
+    # schedules whose runs may be created ahead of their slot (overlap=allow).
+    sa.Column("due_at", Time),
     sa.Column("last_fire_at", Time),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     sa.Column("deleted_at", Time),
     sa.Index(
         "ix_schedules_due",
-        "next_fire_at",
-        sqlite_where=sa.text("enabled AND deleted_at IS NULL"),
-        postgresql_where=sa.text("enabled AND deleted_at IS NULL"),
+        "due_at",
+        sqlite_where=sa.text("due_at IS NOT NULL"),
+        postgresql_where=sa.text("due_at IS NOT NULL"),
     ),
     sa.Index("ix_schedules_job", "job_id"),
 )
@@ -141,6 +144,7 @@ runs = sa.Table(
         "ix_runs_queue",
         "executor",
         "not_before",
+        "id",
         sqlite_where=sa.text("state = 'queued'"),
         postgresql_where=sa.text("state = 'queued'"),
     ),

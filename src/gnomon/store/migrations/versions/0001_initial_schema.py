@@ -169,7 +169,7 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_runs_queue",
-            ["executor", "not_before"],
+            ["executor", "not_before", "id"],
             unique=False,
             sqlite_where=sa.text("state = 'queued'"),
             postgresql_where=sa.text("state = 'queued'"),
@@ -202,6 +202,7 @@ def upgrade() -> None:
         ),
         sa.Column("anchor_at", sa.Float(precision=53), nullable=False),
         sa.Column("next_fire_at", sa.Float(precision=53), nullable=True),
+        sa.Column("due_at", sa.Float(precision=53), nullable=True),
         sa.Column("last_fire_at", sa.Float(precision=53), nullable=True),
         sa.Column("created_at", sa.Float(precision=53), nullable=False),
         sa.Column("updated_at", sa.Float(precision=53), nullable=False),
@@ -215,10 +216,10 @@ def upgrade() -> None:
     with op.batch_alter_table("schedules", schema=None) as batch_op:
         batch_op.create_index(
             "ix_schedules_due",
-            ["next_fire_at"],
+            ["due_at"],
             unique=False,
-            sqlite_where=sa.text("enabled AND deleted_at IS NULL"),
-            postgresql_where=sa.text("enabled AND deleted_at IS NULL"),
+            sqlite_where=sa.text("due_at IS NOT NULL"),
+            postgresql_where=sa.text("due_at IS NOT NULL"),
         )
         batch_op.create_index("ix_schedules_job", ["job_id"], unique=False)
 
@@ -228,8 +229,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_schedules_job")
         batch_op.drop_index(
             "ix_schedules_due",
-            sqlite_where=sa.text("enabled AND deleted_at IS NULL"),
-            postgresql_where=sa.text("enabled AND deleted_at IS NULL"),
+            sqlite_where=sa.text("due_at IS NOT NULL"),
+            postgresql_where=sa.text("due_at IS NOT NULL"),
         )
 
     op.drop_table("schedules")
