@@ -358,7 +358,7 @@ def serve(
     """Run API, scheduler, dispatcher and local executor in one process."""
     import uvicorn
 
-    from gnomon.api.app import create_app
+    from gnomon.api.app import asgi_app
     from gnomon.logging import configure
 
     overrides = {
@@ -372,7 +372,7 @@ def serve(
         flush=True,
     )
     uvicorn.run(
-        create_app(settings),
+        asgi_app(settings),
         host=settings.host,
         port=settings.port,
         log_level="warning",

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from gnomon import cron
 from gnomon.domain import (
@@ -63,6 +72,16 @@ class RunRequest(BaseModel):
         default=None, description="Run at this instant (RFC 3339 with an offset or Z)."
     )
 
+    @field_validator("at")
+    @classmethod
+    def _in_range(cls, v: datetime | None) -> datetime | None:
+        if v is not None:
+            try:
+                v.astimezone(UTC)
+            except OverflowError:
+                raise ValueError("at is outside the years 1 to 9999 in UTC") from None
+        return v
+
 
 class RunBatch(BaseModel):
     model_config = _STRICT
@@ -73,7 +92,7 @@ class RunBatch(BaseModel):
 class ScheduleSpec(BaseModel):
     model_config = _STRICT
     cron: str | None = Field(default=None, max_length=200)
-    every: str | int | None = None
+    every: StrictStr | StrictInt | None = None
     at: str | datetime | None = None
     timezone: str = Field(default="UTC", max_length=64)
     enabled: bool = True
@@ -98,7 +117,7 @@ class ScheduleSpec(BaseModel):
 class SchedulePatch(BaseModel):
     model_config = _STRICT
     cron: str | None = Field(default=None, max_length=200)
-    every: str | int | None = None
+    every: StrictStr | StrictInt | None = None
     at: str | datetime | None = None
     timezone: str | None = Field(default=None, max_length=64)
     enabled: bool | None = None

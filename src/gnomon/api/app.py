@@ -10,9 +10,10 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from gnomon.api.fastlane import SubmitFastLane
+from gnomon.api.guard import RequestGuard
 from gnomon.api.present import JSON
 from gnomon.api.routes import access, events, jobs, runs, schedules, system
 from gnomon.config import Settings
@@ -31,8 +32,12 @@ def error(status: int, code: str, message: str, details: Any = None) -> JSON:
     )
 
 
+# Pydantic names the member of a union it tried (`every.str`); the field is what users know.
+UNION_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "datetime"}
+
+
 def _field(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc]
+    parts = [str(p) for p in loc if not (str(p) in UNION_TAGS or "[" in str(p))]
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:] or parts
     return ".".join(parts) or "body"
@@ -62,50 +67,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _fault(request: Request, exc: Exception) -> JSON:
         log.exception("unhandled", path=request.url.path)
         return error(500, "internal", "internal error; see the server log")
-
-
-FORM = b"application/x-www-form-urlencoded"
-
-
-class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413, before the app reads them; read an
-    untyped (or curl's default form-typed) body as JSON."""
-
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        headers = []
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await self._refuse(scope, receive, send)
-                return
-            if name != b"content-type" or not value.startswith(FORM):
-                headers.append((name, value))
-        if len(headers) != len(scope["headers"]) or not any(
-            n == b"content-type" for n, _ in headers
-        ):
-            # No type, or curl's default form type: the API only speaks JSON.
-            scope = {**scope, "headers": [*headers, (b"content-type", b"application/json")]}
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise HTTPException(413, f"request body over {self.limit} bytes")
-            return message
-
-        await self.app(scope, limited, send)
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        resp = error(413, "too_large", f"request body over {self.limit} bytes")
-        await resp(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, engine: bool = True) -> FastAPI:
@@ -142,6 +103,12 @@ def create_app(settings: Settings | None = None, *, engine: bool = True) -> Fast
     install_error_handlers(app)
     for module in (jobs, runs, schedules, access, events, system):
         app.include_router(module.router)
-    app.add_middleware(SubmitFastLane, state=app.state)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app
+
+
+def asgi_app(settings: Settings | None = None) -> ASGIApp:
+    """What `gnomon serve` runs: the guard, the submission fast lane, then the API — outside
+    the framework's own middleware, so the hottest route pays for none of it."""
+    settings = settings or Settings()
+    app = create_app(settings)
+    return RequestGuard(SubmitFastLane(app, state=app.state), limit=settings.max_body_bytes)

@@ -13,9 +13,10 @@ from typing import Any
 
 import orjson
 from pydantic import TypeAdapter
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gnomon.api import present
+from gnomon.api.guard import replay
 from gnomon.specs import RunRequest
 
 PATH = re.compile(r"^/v1/jobs/([0-9A-HJKMNP-TV-Z]{26})/runs$")
@@ -47,7 +48,7 @@ class SubmitFastLane:
         try:
             run = await self._submit(scope, match.group(1), body)
         except Exception:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         payload = orjson.dumps(present.run(run), option=orjson.OPT_NON_STR_KEYS)
         await send(
@@ -68,16 +69,3 @@ class SubmitFastLane:
         who = await svc.access.authenticate(secret)
         req = REQUEST.validate_json(body) if body.strip() else RunRequest()
         return (await svc.runs.submit(who, job_id, [req]))[0]
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def again() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return again

@@ -16,6 +16,10 @@ class JSON(Response):
         return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
 
 
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
 def iso(t: float | None) -> str | None:
     if t is None:
         return None

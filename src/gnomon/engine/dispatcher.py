@@ -63,6 +63,7 @@ class Dispatcher:
         self._work: set[asyncio.Task[Any]] = set()
         self._stopping = False
         svc.cancel_hooks.append(self._cancel_local)
+        self._queued = svc.signals.runs_queued.subscribe(self.executors)
 
     def start(self) -> None:
         for loop in (self._claim_loop, self._flush_loop, self._heartbeat_loop, self._output_loop):
@@ -121,7 +122,7 @@ class Dispatcher:
             wait = self.settings.poll_s
             if due is not None and due > time.time():
                 wait = min(wait, due - time.time())
-            await self.svc.signals.runs_queued.wait(wait)
+            await self._queued.wait(wait)
 
     def _start(self, run: dict[str, Any]) -> None:
         tail = TailBuffer(self.settings.output_limit_bytes)

@@ -136,7 +136,7 @@ class GroupCommit:
     async def _write(self, rows: list[dict[str, Any]]) -> None:
         async with self.svc.db.write() as conn:
             await ledger.record_new(conn, rows)
-        self.svc.signals.runs_queued.fire()
+        self.svc.signals.runs_queued.fire({r["executor"] for r in rows})
         self.svc.signals.events.fire()
 
     async def _loop(self) -> None:
@@ -215,7 +215,8 @@ class Runs:
                 schedule_id=schedule_id,
                 states=states,
                 executor=executor,
-                since=since,
+                # Times are shown to the microsecond: "since" a shown time includes that run.
+                since=None if since is None else since - 5e-7,
                 cursor=cursor,
                 limit=limit + 1,
             )
@@ -301,8 +302,10 @@ class Runs:
             done = await ledger.move(conn, changes, from_states=from_states, worker_id=worker_id)
             released = await self._release_buffered(conn, done)
         self.svc.signals.events.fire()
-        if released or any(r["state"] == "queued" for r in done):
+        if released:
             self.svc.signals.runs_queued.fire()
+        elif requeued := {r["executor"] for r in done if r["state"] == "queued"}:
+            self.svc.signals.runs_queued.fire(requeued)
         return done
 
     async def _release_buffered(self, conn: Any, done: Sequence[dict[str, Any]]) -> int:

@@ -318,7 +318,7 @@ class Schedules:
         for f in fires:
             metrics.slots.labels(f["status"]).inc(f["count"])
         if created:
-            self.svc.signals.runs_queued.fire()
+            self.svc.signals.runs_queued.fire({r["executor"] for r in created})
             self.svc.signals.events.fire()
         if cancelled:
             self.svc.signals.events.fire()

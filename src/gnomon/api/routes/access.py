@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
+from starlette.responses import Response
 
 from gnomon.api import present, schemas
 from gnomon.api.deps import principal, service
@@ -51,9 +52,9 @@ async def remove_member(
     token_id: str,
     who: Principal = Depends(principal),
     svc: Service = Depends(service),
-) -> JSON:
+) -> Response:
     await svc.access.remove_member(who, name, token_id)
-    return JSON(None, status_code=204)
+    return present.no_content()
 
 
 @router.post("/v1/tokens", status_code=201, response_model=schemas.NewToken)
@@ -72,9 +73,9 @@ async def list_tokens(who: Principal = Depends(principal), svc: Service = Depend
 @router.delete("/v1/tokens/{token_id}", status_code=204)
 async def revoke_token(
     token_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
-) -> JSON:
+) -> Response:
     await svc.access.revoke_token(who, token_id)
-    return JSON(None, status_code=204)
+    return present.no_content()
 
 
 @router.get("/v1/whoami")

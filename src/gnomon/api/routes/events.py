@@ -14,6 +14,7 @@ from gnomon.domain import Principal
 from gnomon.service import Service
 from gnomon.service.access import readable_spaces
 
+MAX_ID = 2**63 - 1
 router = APIRouter(tags=["events"])
 
 
@@ -24,13 +25,15 @@ async def events(
     job: str | None = Query(None, max_length=26),
     run: str | None = Query(None, max_length=26),
     site: str | None = Query(None, max_length=64),
-    after: int | None = Query(None, ge=0, description="Resume after this event id."),
+    after: int | None = Query(None, ge=0, le=MAX_ID, description="Resume after this event id."),
     who: Principal = Depends(principal),
     svc: Service = Depends(service),
 ) -> EventSourceResponse:
     """Each event: `id` (resume with Last-Event-ID), `event: run`, data = the transition."""
     resume = request.headers.get("last-event-id", "")
-    start = after if after is not None else (int(resume) if resume.isdigit() else None)
+    if after is None and resume.isdigit() and int(resume) <= MAX_ID:
+        after = int(resume)
+    start = after
     feed = svc.events.follow(
         spaces=readable_spaces(who, space),
         after=start,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Body, Depends, Query
+from starlette.responses import Response
 
 from gnomon.api import present, schemas
 from gnomon.api.deps import principal, service
@@ -58,9 +59,9 @@ async def update_job(
 @router.delete("/v1/jobs/{job_id}", status_code=204)
 async def delete_job(
     job_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
-) -> JSON:
+) -> Response:
     await svc.jobs.delete(who, job_id)
-    return JSON(None, status_code=204)
+    return present.no_content()
 
 
 @router.post("/v1/jobs/{job_id}/runs", status_code=201, tags=["runs"], response_model=schemas.Run)

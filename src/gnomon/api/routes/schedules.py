@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query
+from starlette.responses import Response
 
 from gnomon.api import present, schemas
 from gnomon.api.deps import principal, service
@@ -47,9 +48,9 @@ async def update_schedule(
 @router.delete("/v1/schedules/{schedule_id}", status_code=204)
 async def delete_schedule(
     schedule_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
-) -> JSON:
+) -> Response:
     await svc.schedules.delete(who, schedule_id)
-    return JSON(None, status_code=204)
+    return present.no_content()
 
 
 @router.get("/v1/schedules/{schedule_id}/next", response_model=schemas.NextTimes)

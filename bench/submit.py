@@ -1,0 +1,284 @@
+"""Single-run HTTP submissions (`POST /v1/jobs/{id}/runs`) under wrk, against a bare baseline.
+
+For each target — a bare Starlette app (bench/baseline_app.py, same uvicorn options as gnomon),
+gnomon on SQLite, gnomon on PostgreSQL — wrk posts `{"params":{"n":1}}` over N connections for
+D seconds (after a short warm-up). The job's executor is `site:bench`, so nothing consumes the
+runs: this measures submission alone. Afterwards the runs in the ledger (counted in the
+database) must cover every 2xx response wrk saw; the surplus can only be requests still in
+flight when wrk stopped (at most one per connection).
+
+    .venv/bin/python bench/submit.py [--backend sqlite|postgresql|both] [--duration 10]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from harness import (
+    BENCH_DIR,
+    HOST,
+    PYTHON,
+    Server,
+    Table,
+    backends,
+    cpu_seconds,
+    free_port,
+    note,
+    on_exit,
+    parser,
+    run,
+    spawn,
+    stop_process,
+    temp_dir,
+    write_json,
+)
+
+BODY = '{"params":{"n":1}}'
+
+LUA = """
+wrk.method = "POST"
+wrk.body = '%(body)s'
+wrk.headers["Content-Type"] = "application/json"
+%(auth)s
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_JSON {"requests":%%d,"duration_us":%%d,"status_errors":%%d,"connect":%%d,' ..
+    '"read":%%d,"write":%%d,"timeout":%%d,"p50_us":%%d,"p99_us":%%d,"max_us":%%d}\\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    duration_us: int
+    status_errors: int
+    connect: int
+    read: int
+    write: int
+    timeout: int
+    p50_us: int
+    p99_us: int
+    max_us: int
+
+    @property
+    def ok(self) -> int:
+        """2xx/3xx responses (wrk counts the rest as status errors); gnomon answers 201."""
+        return self.requests - self.status_errors
+
+    @property
+    def socket_errors(self) -> int:
+        return self.connect + self.read + self.write + self.timeout
+
+    @property
+    def rps(self) -> float:
+        return self.ok / (self.duration_us / 1e6)
+
+
+@dataclass
+class Outcome:
+    target: str
+    wrk: WrkResult
+    server_cpu_pct: float
+    ledger_new: int | None = None
+    durable: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    note("wrk not found: installing it from Debian (apt-get install -y wrk)")
+    env_cmd = ["env", "DEBIAN_FRONTEND=noninteractive"]
+    res = subprocess.run([*env_cmd, "apt-get", "install", "-y", "-qq", "wrk"], capture_output=True)
+    if res.returncode != 0:
+        subprocess.run([*env_cmd, "apt-get", "update", "-qq"], capture_output=True, check=False)
+        subprocess.run([*env_cmd, "apt-get", "install", "-y", "-qq", "wrk"], check=True)
+    found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("wrk is not installed and could not be installed")
+    return found
+
+
+def lua_script(work: Path, name: str, token: str | None) -> Path:
+    auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
+    path = work / f"{name}.lua"
+    path.write_text(LUA % {"body": BODY, "auth": auth})
+    return path
+
+
+def wrk(
+    wrk_bin: str, url: str, script: Path, *, threads: int, connections: int, duration: float
+) -> WrkResult:
+    cmd = [
+        wrk_bin,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(duration))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60)
+    for line in res.stdout.splitlines():
+        if line.startswith("WRK_JSON "):
+            return WrkResult(**json.loads(line[len("WRK_JSON ") :]))
+    raise RuntimeError(f"wrk gave no summary (rc={res.returncode}):\n{res.stdout}\n{res.stderr}")
+
+
+def load(wrk_bin: str, url: str, script: Path, pid: int, args: Any) -> tuple[WrkResult, float]:
+    """Warm up, then the measured run; returns wrk's result and the server's CPU% of a core."""
+    if args.warmup > 0:
+        wrk(
+            wrk_bin,
+            url,
+            script,
+            threads=args.threads,
+            connections=args.connections,
+            duration=args.warmup,
+        )
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    result = wrk(
+        wrk_bin,
+        url,
+        script,
+        threads=args.threads,
+        connections=args.connections,
+        duration=args.duration,
+    )
+    cpu_pct = 100 * (cpu_seconds(pid) - cpu0) / (time.monotonic() - t0)
+    return result, cpu_pct
+
+
+def run_baseline(wrk_bin: str, work: Path, args: Any) -> Outcome:
+    port = free_port()
+    proc = spawn(
+        [PYTHON, str(BENCH_DIR / "baseline_app.py"), "--port", str(port)], log=work / "baseline.log"
+    )
+    on_exit(lambda: stop_process(proc))
+    base = f"http://{HOST}:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(base + "/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("baseline app did not start") from None
+            time.sleep(0.1)
+    note("baseline: wrk")
+    result, cpu = load(
+        wrk_bin, base + "/v1/jobs/bench/runs", lua_script(work, "baseline", None), proc.pid, args
+    )
+    stop_process(proc)
+    return Outcome("baseline", result, cpu)
+
+
+async def run_gnomon(backend: str, wrk_bin: str, work: Path, args: Any) -> Outcome:
+    note(f"{backend}: starting gnomon")
+    server = Server(backend, "submit").start()
+    job = await server.create_job("bench-submit", "site:bench")
+    script = lua_script(work, backend, server.token)
+    async with server.ledger() as ledger:
+        note(f"{backend}: wrk")
+        if args.warmup > 0:
+            wrk(
+                wrk_bin,
+                f"{server.url}/v1/jobs/{job}/runs",
+                script,
+                threads=args.threads,
+                connections=args.connections,
+                duration=args.warmup,
+            )
+        await asyncio.sleep(0.5)
+        before = await ledger.count_runs(job)
+        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
+        result = wrk(
+            wrk_bin,
+            f"{server.url}/v1/jobs/{job}/runs",
+            script,
+            threads=args.threads,
+            connections=args.connections,
+            duration=args.duration,
+        )
+        cpu = 100 * (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
+        # let requests still in flight when wrk stopped finish, then count
+        after, stable_since = -1, time.monotonic()
+        while time.monotonic() - stable_since < 1.0:
+            await asyncio.sleep(0.25)
+            now = await ledger.count_runs(job)
+            if now != after:
+                after, stable_since = now, time.monotonic()
+    server.stop()
+    new = after - before
+    slack = args.connections * args.threads + result.socket_errors
+    durable = result.ok <= new <= result.ok + slack
+    return Outcome(
+        backend,
+        result,
+        cpu,
+        ledger_new=new,
+        durable=durable,
+        extra={"in_flight_at_stop": new - result.ok},
+    )
+
+
+async def main() -> None:
+    p = parser(__doc__.split("\n\n")[0])
+    p.add_argument("--duration", type=float, default=10, help="seconds of measured load")
+    p.add_argument("--warmup", type=float, default=2, help="seconds of load before measuring")
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores are shared)")
+    args = p.parse_args()
+    chosen = backends(args)
+    wrk_bin = ensure_wrk()
+    work = temp_dir("submit")
+    outcomes = [run_baseline(wrk_bin, work, args)]
+    for backend in chosen:
+        outcomes.append(await run_gnomon(backend, wrk_bin, work, args))
+
+    base = outcomes[0].wrk.rps
+    t = Table(
+        f"single-run submissions: POST /v1/jobs/{{id}}/runs — wrk -t{args.threads} "
+        f"-c{args.connections} -d{args.duration:g}s",
+        [o.target if o.target == "baseline" else f"gnomon-{o.target}" for o in outcomes],
+    )
+    t.add("requests/s (2xx)", [o.wrk.rps for o in outcomes], 0)
+    t.add("ratio to baseline", [o.wrk.rps / base for o in outcomes], 3)
+    t.add("2xx responses", [o.wrk.ok for o in outcomes])
+    t.add("non-2xx responses", [o.wrk.status_errors for o in outcomes])
+    t.add("socket errors", [o.wrk.socket_errors for o in outcomes])
+    t.add("latency p50 (ms)", [o.wrk.p50_us / 1000 for o in outcomes], 2)
+    t.add("latency p99 (ms)", [o.wrk.p99_us / 1000 for o in outcomes], 2)
+    t.add("latency max (ms)", [o.wrk.max_us / 1000 for o in outcomes], 1)
+    t.add("server CPU (% of 1 core)", [o.server_cpu_pct for o in outcomes], 0)
+    t.add("runs in ledger (new)", [o.ledger_new for o in outcomes])
+    t.add("in flight at wrk stop", [o.extra.get("in_flight_at_stop") for o in outcomes])
+    t.add("every 2xx durable", [o.durable for o in outcomes])
+    t.print()
+    write_json(
+        args,
+        "submit",
+        [{**asdict(o), "rps": o.wrk.rps, "ratio": o.wrk.rps / base} for o in outcomes],
+    )
+    if any(o.durable is False for o in outcomes):
+        raise SystemExit("durability check failed: ledger does not match the 2xx responses")
+
+
+if __name__ == "__main__":
+    run(main)
