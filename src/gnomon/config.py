@@ -27,14 +27,18 @@ class Settings(BaseSettings):
     claim_batch: int = 512
     lease_s: float = 30.0
     heartbeat_s: float = 10.0
-    poll_s: float = 0.25
+    poll_s: float = Field(
+        default=0.5,
+        description="How often to look for work queued by other processes (local submissions "
+        "wake the dispatcher at once).",
+    )
     output_limit_kib: int = 1024
     output_flush_s: float = 0.25
 
     scheduler_batch: int = 5000
     scheduler_max_sleep_s: float = 1.0
     scheduler_lookahead_s: float = Field(
-        default=1.0,
+        default=2.0,
         description="Runs of overlap=allow schedules are created up to this long before their "
         "slot (not started before it), so a burst of slots is ready on time.",
     )

@@ -69,7 +69,7 @@ async def due(conn: AsyncConnection, now: float, limit: int) -> list[dict[str, A
 
 async def next_due_at(conn: AsyncConnection) -> float | None:
     """When the scheduler next has work (disabled and deleted schedules have no due_at)."""
-    stmt = sa.select(sa.func.min(schedules.c.due_at))
+    stmt = sa.select(sa.func.min(schedules.c.due_at)).where(schedules.c.due_at.is_not(None))
     return (await conn.execute(stmt)).scalar_one_or_none()
 
 
