@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gnomon.api import present
-from gnomon.api.guard import replay
+from gnomon.api.guard import read_body, replay
 from gnomon.specs import RunRequest
 
 PATH = re.compile(r"^/v1/jobs/([0-9A-HJKMNP-TV-Z]{26})/runs$")
@@ -38,13 +38,9 @@ class SubmitFastLane:
         if match is None:
             await self.app(scope, receive, send)
             return
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        body = await read_body(receive)
+        if body is None:
+            return  # the client went away
         try:
             run = await self._submit(scope, match.group(1), body)
         except Exception:

@@ -84,16 +84,13 @@ class RequestGuard:
             n == b"content-type" for n, _ in headers
         ):
             scope = {**scope, "headers": [*headers, JSON_TYPE]}
-        body, more = b"", True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > self.limit:
-                await _answer(send, 413, self._too_large())
-                return
+        try:
+            body = await read_body(receive, self.limit)
+        except OverflowError:
+            await _answer(send, 413, self._too_large())
+            return
+        if body is None:
+            return  # the client went away
         if body and SUSPECT.search(body) and (problem := unportable(body)):
             await _answer(send, 422, _envelope(422, "invalid", problem[1], problem[0]))
             return
@@ -101,6 +98,20 @@ class RequestGuard:
 
     def _too_large(self) -> bytes:
         return _envelope(413, "too_large", f"request body over {self.limit} bytes")
+
+
+async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
+    """The whole request body; None if the client went away; OverflowError past `limit`."""
+    body, more = b"", True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if limit is not None and len(body) > limit:
+            raise OverflowError(limit)
+    return body
 
 
 async def _answer(send: Send, status: int, payload: bytes) -> None:
