@@ -47,5 +47,9 @@ class Executor(ABC):
         """Do the work. Honour `attempt.cancelled` and `attempt.timeout_s` (kill everything
         the attempt started). Never raise for a failure of the work itself: return it."""
 
+    def immediate(self, attempt: Attempt) -> Outcome | None:
+        """The outcome, when it is known without doing anything (a no-op); else None."""
+        return None
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources (clients, pools)."""

@@ -24,7 +24,7 @@ class Settings(BaseSettings):
 
     workers: int = Field(default=16, description="Shell commands run at once, locally.")
     max_inflight: int = Field(default=1024, description="Light attempts (noop, http) at once.")
-    claim_batch: int = 512
+    claim_batch: int = 1024
     lease_s: float = 30.0
     heartbeat_s: float = 10.0
     poll_s: float = Field(

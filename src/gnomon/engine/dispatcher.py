@@ -143,6 +143,10 @@ class Dispatcher:
             "_states": [(RunState.running.value, run["attempt"])],
         }
         self._flush_wake.set()
+        outcome = self.executors[run["executor"]].immediate(attempt)
+        if outcome is not None:  # nothing to wait for (a no-op): settle it now
+            self._finish(run, outcome, tail)
+            return
         task = asyncio.create_task(self._execute(attempt, tail))
         self._work.add(task)
         task.add_done_callback(self._work.discard)

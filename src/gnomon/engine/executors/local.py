@@ -114,15 +114,19 @@ class LocalExecutor(Executor):
 
     # --- noop -----------------------------------------------------------------------------
 
+    def immediate(self, attempt: Attempt) -> Outcome | None:
+        action = attempt.action
+        if action["type"] != "noop" or action.get("sleep_s"):
+            return None
+        return _noop_outcome(action)
+
     async def _noop(self, attempt: Attempt) -> Outcome:
         sleep_s = float(attempt.action.get("sleep_s") or 0)
         if sleep_s:
             stopped = await _wait_or_cancel(asyncio.sleep(sleep_s), attempt)
             if stopped:
                 return stopped
-        if attempt.action.get("fail"):
-            return Outcome(RunState.failed, exit_code=1, message="noop asked to fail")
-        return Outcome(RunState.succeeded, exit_code=0)
+        return _noop_outcome(attempt.action)
 
     # --- shell ----------------------------------------------------------------------------
 
@@ -228,6 +232,12 @@ class LocalExecutor(Executor):
         return Outcome(
             RunState.failed, message=f"HTTP {resp.status_code} {resp.reason_phrase}".strip()
         )
+
+
+def _noop_outcome(action: dict[str, Any]) -> Outcome:
+    if action.get("fail"):
+        return Outcome(RunState.failed, exit_code=1, message="noop asked to fail")
+    return Outcome(RunState.succeeded, exit_code=0)
 
 
 async def _wait_or_cancel(work: Any, attempt: Attempt) -> Outcome | None:
