@@ -154,7 +154,7 @@ def top_table(title: str, res: dict, key: str, n: int, callers: bool = False) ->
 
 async def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--py-spy", default=shutil.which("py-spy") or "/tmp/pyspy-venv/bin/py-spy")
+    p.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy")
     p.add_argument("--duration", type=float, default=15)
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
