@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from gnomon.cli import SERVE_OPTIONS
+
 
 async def submit(request: Request) -> JSONResponse:
     body = await request.json()
@@ -46,16 +48,7 @@ def main() -> None:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8099)
     args = p.parse_args()
-    uvicorn.run(
-        app,
-        host=args.host,
-        port=args.port,
-        log_level="warning",
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-    )
+    uvicorn.run(app, host=args.host, port=args.port, **SERVE_OPTIONS)
 
 
 if __name__ == "__main__":
