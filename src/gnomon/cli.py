@@ -356,6 +356,7 @@ SERVE_OPTIONS: dict[str, Any] = {
     "http": "httptools",
     "lifespan": "on",
     "access_log": False,
+    "proxy_headers": False,  # gnomon does not use the client's address
     "timeout_graceful_shutdown": 10,
 }
 

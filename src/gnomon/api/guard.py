@@ -110,7 +110,7 @@ async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:
         body += message.get("body", b"")
         more = message.get("more_body", False)
         if limit is not None and len(body) > limit:
-            raise OverflowError(limit)
+            raise OverflowError(limit, body)
     return body
 
 

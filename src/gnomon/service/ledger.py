@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gnomon.store import events as event_store
 from gnomon.store import runs as run_store
+from gnomon.store._sql import Rows
 
 
 def event_for(run: dict[str, Any], state: str, at: float, attempt: int | None = None) -> dict:
@@ -24,10 +25,24 @@ def event_for(run: dict[str, Any], state: str, at: float, attempt: int | None = 
     }
 
 
-async def record_new(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert new runs and their first event."""
-    await run_store.insert(conn, rows)
-    await event_store.append(conn, [event_for(r, r["state"], r["created_at"]) for r in rows])
+def new_runs(rows: Sequence[dict[str, Any]]) -> list[Rows]:
+    """What recording new runs inserts: the runs and their first event."""
+    first = [event_for(r, r["state"], r["created_at"]) for r in rows]
+    return [run_store.new_rows(rows), event_store.new_rows(first)]
+
+
+def new_runs_like(
+    template: dict[str, Any],
+    ids: Sequence[str],
+    params: Sequence[dict[str, Any]],
+    not_before: Sequence[float],
+) -> list[Rows]:
+    """`new_runs` for many runs that differ from `template` only in id, params, not_before."""
+    first = event_for(template, template["state"], template["created_at"])
+    return [
+        run_store.new_rows_like(template, ids, params, not_before),
+        event_store.new_rows_like(first, ids),
+    ]
 
 
 async def move(

@@ -28,6 +28,7 @@ from gnomon.service.jobs import PAGE_MAX, page
 from gnomon.specs import RunRequest
 from gnomon.store import events as event_store
 from gnomon.store import runs as store
+from gnomon.store._sql import Rows
 
 if TYPE_CHECKING:
     from gnomon.service import Service
@@ -112,7 +113,7 @@ class GroupCommit:
 
     def __init__(self, svc: Service):
         self.svc = svc
-        self._pending: list[tuple[list[dict[str, Any]], asyncio.Future[None]]] = []
+        self._pending: list[tuple[list[Rows], set[str], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -124,19 +125,19 @@ class GroupCommit:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def add(self, rows: list[dict[str, Any]]) -> None:
+    async def add(self, parts: list[Rows], executors: set[str]) -> None:
+        """Insert `parts` (new runs on `executors` and their events); return once durable."""
         if self._task is None:  # not started (e.g. CLI use): write directly
-            await self._write(rows)
+            await self._write(parts, executors)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, fut))
+        self._pending.append((parts, executors, fut))
         self._wake.set()
         await fut
 
-    async def _write(self, rows: list[dict[str, Any]]) -> None:
-        async with self.svc.db.write() as conn:
-            await ledger.record_new(conn, rows)
-        self.svc.signals.runs_queued.fire({r["executor"] for r in rows})
+    async def _write(self, parts: Sequence[Rows], executors: set[str]) -> None:
+        await self.svc.db.insert_at_once(parts)
+        self.svc.signals.runs_queued.fire(executors)
         self.svc.signals.events.fire()
 
     async def _loop(self) -> None:
@@ -147,15 +148,18 @@ class GroupCommit:
             if not batch:
                 continue
             try:
-                await self._write([r for rows, _ in batch for r in rows])
-                for _, fut in batch:
+                await self._write(
+                    Rows.merge([p for parts, _, _ in batch for p in parts]),
+                    set().union(*(executors for _, executors, _ in batch)),
+                )
+                for _, _, fut in batch:
                     if not fut.done():
                         fut.set_result(None)
             except Exception:
                 # Isolate the failure: commit each caller on its own.
-                for rows, fut in batch:
+                for parts, executors, fut in batch:
                     try:
-                        await self._write(rows)
+                        await self._write(parts, executors)
                         if not fut.done():
                             fut.set_result(None)
                     except Exception as exc:
@@ -173,14 +177,33 @@ class Runs:
     async def submit(
         self, who: Principal, job_id: str, requests: Sequence[RunRequest]
     ) -> list[dict[str, Any]]:
+        """New runs of a job, durable when this returns; the runs as rows."""
         job = await self.svc.jobs.cached(who, job_id, Role.developer)
         now = time.time()
         rows = [
             new_run(run_id, job, r.params, now, not_before=r.at.timestamp() if r.at else None)
             for run_id, r in zip(new_ids(len(requests)), requests, strict=True)
         ]
-        await self.commits.add(rows)
+        await self.commits.add(ledger.new_runs(rows), {job["executor"]})
         return rows
+
+    async def submit_many(
+        self, who: Principal, job_id: str, requests: Sequence[RunRequest]
+    ) -> list[str]:
+        """Like `submit`, for big batches: the runs are built as one template and its
+        variations (id, params, not_before), never as a row each; returns their ids."""
+        job = await self.svc.jobs.cached(who, job_id, Role.developer)
+        now = time.time()
+        ids = new_ids(len(requests))
+        defaults = job["params"]
+        parts = ledger.new_runs_like(
+            new_run("", job, None, now),
+            ids,
+            [merge_params(defaults, r.params) for r in requests],
+            [r.at.timestamp() if r.at else now for r in requests],
+        )
+        await self.commits.add(parts, {job["executor"]})
+        return ids
 
     # --- read -----------------------------------------------------------------------------
 

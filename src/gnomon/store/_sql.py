@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -41,25 +42,67 @@ def mappings(result: sa.CursorResult | Iterable[Any]) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in result]
 
 
-async def bulk_insert(
-    conn: AsyncConnection,
-    table: sa.Table,
-    columns: Sequence[str],
-    records: Sequence[tuple[Any, ...]],
-) -> None:
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Rows for one table, ready for a bulk insert: plain tuples, JSON already serialised."""
+
+    table: sa.Table
+    columns: Sequence[str]
+    records: Sequence[tuple[Any, ...]]
+
+    @staticmethod
+    def merge(parts: Sequence[Rows]) -> list[Rows]:
+        """Parts for the same table and columns joined into one, in first-seen order."""
+        joined: dict[tuple[str, tuple[str, ...]], Rows] = {}
+        for rows in parts:
+            key = (rows.table.name, tuple(rows.columns))
+            if key in joined:
+                first = joined[key]
+                joined[key] = Rows(first.table, first.columns, [*first.records, *rows.records])
+            else:
+                joined[key] = rows
+        return list(joined.values())
+
+    @property
+    def insert_sql(self) -> str:
+        """The INSERT with `?` placeholders (sqlite3's paramstyle)."""
+        marks = ", ".join("?" * len(self.columns))
+        return f"INSERT INTO {self.table.name} ({', '.join(self.columns)}) VALUES ({marks})"
+
+
+async def bulk_insert(conn: AsyncConnection, rows: Rows) -> None:
     """Insert many rows with the least work per row: COPY on PostgreSQL, one executemany of
-    plain tuples on SQLite. JSON values must already be serialised."""
-    if not records:
+    plain tuples on SQLite."""
+    if not rows.records:
         return
     if is_postgres(conn):
         # Make sure the driver has begun the transaction before using it directly.
         await conn.exec_driver_sql("SELECT 1")
         raw = (await conn.get_raw_connection()).driver_connection
-        await raw.copy_records_to_table(table.name, records=records, columns=list(columns))
+        await copy_rows(raw, rows)
     else:
-        marks = ", ".join("?" * len(columns))
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
-        await conn.exec_driver_sql(sql, list(records))
+        await conn.exec_driver_sql(rows.insert_sql, list(rows.records))
+
+
+async def copy_rows(asyncpg_conn: Any, rows: Rows) -> None:
+    if rows.records:
+        await asyncpg_conn.copy_records_to_table(
+            rows.table.name, records=rows.records, columns=list(rows.columns)
+        )
+
+
+def sqlite_insert_all(conn: Any, parts: Sequence[Rows]) -> None:
+    """In the driver's thread: all `parts` in one write transaction (sqlite3 connection in
+    autocommit mode, as the engine configures it)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for rows in parts:
+            if rows.records:
+                conn.executemany(rows.insert_sql, rows.records)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 async def execute_many(conn: AsyncConnection, sql: str, records: Sequence[tuple[Any, ...]]) -> None:

@@ -9,15 +9,25 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gnomon.store._sql import bulk_insert, mappings
+from gnomon.store._sql import Rows, bulk_insert, mappings
 from gnomon.store.schema import events
 
 COLUMNS = ("run_id", "job_id", "space", "executor", "attempt", "state", "status", "at")
 _record = operator.itemgetter(*COLUMNS)
 
 
+def new_rows(rows: Sequence[dict[str, Any]]) -> Rows:
+    return Rows(events, COLUMNS, list(map(_record, rows)))
+
+
+def new_rows_like(event: dict[str, Any], run_ids: Sequence[str]) -> Rows:
+    """The same event for many runs."""
+    rest = _record(event)[1:]
+    return Rows(events, COLUMNS, [(run_id, *rest) for run_id in run_ids])
+
+
 async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    await bulk_insert(conn, events, COLUMNS, list(map(_record, rows)))
+    await bulk_insert(conn, new_rows(rows))
 
 
 async def after(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gnomon.domain import RunState
 from gnomon.store._sql import (
+    Rows,
     bulk_insert,
     chunks,
     execute_many,
@@ -49,11 +50,44 @@ _head = operator.itemgetter(*NEW_COLUMNS[: NEW_COLUMNS.index("params")])
 _tail = operator.itemgetter(*NEW_COLUMNS[NEW_COLUMNS.index("params") + 1 :])
 
 
+def new_rows(rows: Sequence[dict[str, Any]]) -> Rows:
+    """New runs as insertable tuples."""
+    dumps = orjson.dumps
+    return Rows(
+        runs, NEW_COLUMNS, [(*_head(r), dumps(r["params"]).decode(), *_tail(r)) for r in rows]
+    )
+
+
+_PARAMS, _NOT_BEFORE = NEW_COLUMNS.index("params"), NEW_COLUMNS.index("not_before")
+
+
+def new_rows_like(
+    template: dict[str, Any],
+    ids: Sequence[str],
+    params: Sequence[dict[str, Any]],
+    not_before: Sequence[float],
+) -> Rows:
+    """Fresh runs that differ from `template` only in id, params and not_before."""
+    record = new_rows([template]).records[0]
+    head, mid, tail = (
+        record[1:_PARAMS],
+        record[_PARAMS + 1 : _NOT_BEFORE],
+        record[_NOT_BEFORE + 1 :],
+    )
+    dumps = orjson.dumps
+    return Rows(
+        runs,
+        NEW_COLUMNS,
+        [
+            (run_id, *head, dumps(p).decode(), *mid, t, *tail)
+            for run_id, p, t in zip(ids, params, not_before, strict=True)
+        ],
+    )
+
+
 async def insert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert new runs (bulk: COPY / executemany of tuples)."""
-    dumps = orjson.dumps
-    records = [(*_head(r), dumps(r["params"]).decode(), *_tail(r)) for r in rows]
-    await bulk_insert(conn, runs, NEW_COLUMNS, records)
+    await bulk_insert(conn, new_rows(rows))
 
 
 async def insert_slots(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:

@@ -79,8 +79,8 @@ async def run_job(
 async def run_batch(
     batch: RunBatch, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
-    rows = await svc.runs.submit(who, batch.job, batch.runs)
-    return JSON({"ids": [r["id"] for r in rows]}, status_code=201)
+    ids = await svc.runs.submit_many(who, batch.job, batch.runs)
+    return JSON({"ids": ids}, status_code=201)
 
 
 @router.post(
