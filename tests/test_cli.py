@@ -284,3 +284,22 @@ def test_api_errors_print_the_server_message(srv: Server, cli: Cli) -> None:
         expected = api.get("/v1/runs", headers={"Authorization": "Bearer gn_not-a-token"})
     assert bad_token.returncode == 1
     assert bad_token.stderr == f"error: {expected.json()['error']['message']}\n"
+
+
+def test_app_create_list(cli: Cli, tmp_path: Path) -> None:
+    guid = "6f1d3c2a-8b7e-4f60-9a51-0c2d4e6f8a10"
+    out = ok(
+        cli(
+            "app", "create", "cli-app", "--guid", guid, "--cwd", str(tmp_path),
+            "--env", "A=1", "--executor", "local",
+        )
+    )  # fmt: skip
+    assert f"created app cli-app ({guid}) in space default" in out
+    apps = loads(cli("app", "list", "--json"))
+    assert isinstance(apps, list)
+    mine = [a for a in apps if a["guid"] == guid]
+    assert mine and mine[0]["cwd"] == str(tmp_path) and mine[0]["env"] == {"A": "1"}
+    table = ok(cli("app", "list", "--space", "default"))
+    assert "cli-app" in table and guid[:8] in table
+    failed = cli("app", "create", "cli-app")
+    assert failed.returncode == 1 and "already exists" in failed.stderr

@@ -23,6 +23,7 @@ from gnomon.cron import (
     slots_between,
     upcoming,
     validate_cron,
+    validate_cron5,
     validate_timezone,
 )
 
@@ -741,3 +742,18 @@ def test_batch_of_10000_next_times() -> None:
     elapsed = time.perf_counter() - start
     assert all(r is not None and r > a for r, a in zip(results, afters, strict=True))
     assert elapsed < 10.0  # typically well under a second
+
+
+# --- the classic five-field dialect -------------------------------------------------------
+
+
+@pytest.mark.parametrize("expr", ["* * * * *", "0 9 ? * MON-FRI", "0 0 1 JAN ?", "@daily"])
+def test_validate_cron5_accepts(expr: str) -> None:
+    assert validate_cron5(expr) == validate_cron(expr)
+
+
+@pytest.mark.parametrize("expr", ["0 * * * * ?", "0 0 12 * * ? 2030", "* * * *", "", "61 * * * *"])
+def test_validate_cron5_refuses(expr: str) -> None:
+    with pytest.raises(TriggerError) as info:
+        validate_cron5(expr)
+    assert info.value.field == "cron"

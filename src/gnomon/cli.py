@@ -32,10 +32,14 @@ db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 job_app = typer.Typer(no_args_is_help=True, help="Jobs: what to run.")
 schedule_app = typer.Typer(no_args_is_help=True, help="Schedules: when to run a job.")
+app_app = typer.Typer(no_args_is_help=True, help="Apps: where a job's command runs.")
+plan_app = typer.Typer(no_args_is_help=True, help="Plans: generated instrument schedules.")
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(job_app, name="job")
 app.add_typer(schedule_app, name="schedule")
+app.add_typer(app_app, name="app")
+app.add_typer(plan_app, name="plan")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the raw JSON.")]
 SpaceOpt = Annotated[str | None, typer.Option("--space", help="Space of the job when it is named.")]
@@ -717,6 +721,54 @@ def log_cmd(
             sys.stdout.flush()
 
 
+# --- apps ---------------------------------------------------------------------------------
+
+
+@app_app.command("create")
+def app_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="App name, unique in its space.")],
+    space: Annotated[str | None, typer.Option("--space", help="Space (default).")] = None,
+    guid: Annotated[
+        str | None, typer.Option("--guid", help="Keep this UUID (e.g. the platform's app guid).")
+    ] = None,
+    cwd: Annotated[str | None, typer.Option("--cwd", help="Working directory.")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="K=V (repeatable).")] = None,
+    executor: Annotated[str, typer.Option("--executor", help="Who runs its jobs.")] = "local",
+    as_json: JsonOpt = False,
+) -> None:
+    """Register an app: the context (directory, environment, executor) its jobs run in."""
+    spec: dict[str, Any] = {"name": name, "env": _pairs(env, "--env"), "executor": executor}
+    for key, value in (("space", space), ("guid", guid), ("cwd", cwd)):
+        if value:
+            spec[key] = value
+    with connect(ctx) as client:
+        made = client.create_app(spec)
+    if as_json:
+        _print_json(made)
+    else:
+        typer.echo(f"created app {made['name']} ({made['guid']}) in space {made['space']}")
+
+
+@app_app.command("list")
+def app_list(
+    ctx: typer.Context,
+    space: Annotated[str | None, typer.Option("--space", help="Only this space.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List apps."""
+    with connect(ctx) as client:
+        apps = client.list_apps(space=space)
+    if as_json:
+        _print_json(apps)
+        return
+    rows = [
+        [a["guid"], a["name"], a["space"], a["executor"], a["cwd"] or "-", _ts(a["created_at"])]
+        for a in apps
+    ]
+    _console().print(_table(None, ["guid", "name", "space", "executor", "cwd", "created"], rows))
+
+
 # --- schedules ----------------------------------------------------------------------------
 
 
@@ -818,6 +870,212 @@ def schedule_next(
     zone = nxt["timezone"]
     rows = [[i, _in_zone(t, zone), _ts(t)] for i, t in enumerate(nxt["times"], 1)]
     _console().print(_table(None, ["#", zone, "UTC"], rows))
+
+
+# --- plans --------------------------------------------------------------------------------
+
+
+def _plan_config(path: Path | None) -> dict[str, Any]:
+    """A JSON config file; a `master_schedule` naming a file on this machine is sent inline."""
+    if path is None:
+        return {}
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"--config: cannot read {path}: {exc}") from exc
+    if not isinstance(config, dict):
+        raise typer.BadParameter("--config: the file must hold a JSON object")
+    source = config.get("master_schedule")
+    if isinstance(source, str) and "\n" not in source and source != "sample":
+        local = (path.parent / source).expanduser()
+        if local.is_file():
+            config["master_schedule"] = local.read_text()
+    return config
+
+
+def _plan_summary(plan: dict[str, Any]) -> None:
+    v = plan["verification"]
+    verdict = "verified" if v["ok"] else f"FAILED verification ({len(v['problems'])} problems)"
+    parent = f", revision {plan['revision']} of {plan['parent_id']}" if plan["parent_id"] else ""
+    typer.echo(
+        f"plan {plan['id']} ({plan['policy']}, {plan['t0']} → {plan['t1']}{parent}): "
+        f"{len(plan.get('blocks', []))} blocks, {verdict}"
+    )
+    for p in v.get("problems", []):
+        typer.echo(f"  {p['check']}: block {p['block']} ({p['name']}) at {p['at']}: {p['message']}")
+
+
+def _blocks_table(title: str | None, blocks: list[dict[str, Any]]) -> Table:
+    def deg(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+
+    rows = [
+        [
+            b["name"],
+            b["kind"],
+            _ts(b["t0"]),
+            _ts(b["t1"]),
+            deg(b["az"]),
+            deg(b["alt"]),
+            deg(b["throw"]) if b["az"] is not None else "-",
+        ]
+        for b in blocks
+    ]
+    return _table(title, ["name", "kind", "start", "stop", "az", "alt", "width"], rows)
+
+
+@plan_app.command("create")
+def plan_create(
+    ctx: typer.Context,
+    t0: Annotated[str, typer.Option("--t0", help="Window start, ISO 8601 (naive: UTC).")],
+    t1: Annotated[str, typer.Option("--t1", help="Window end, ISO 8601 (naive: UTC).")],
+    policy: Annotated[str, typer.Option("--policy", help="dummy or basic.")] = "basic",
+    config: Annotated[
+        Path | None, typer.Option("--config", help="JSON file of config overrides.")
+    ] = None,
+    space: Annotated[str | None, typer.Option("--space", help="Space (default).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a plan for a window from a policy; it is verified and kept."""
+    body: dict[str, Any] = {"policy": policy, "t0": t0, "t1": t1, "config": _plan_config(config)}
+    if space:
+        body["space"] = space
+    with connect(ctx) as client:
+        plan = client.request("POST", "/v1/plans", json=body)
+    _print_json(plan) if as_json else _plan_summary(plan)
+
+
+@plan_app.command("revise")
+def plan_revise(
+    ctx: typer.Context,
+    plan_id: Annotated[str, typer.Argument(help="The plan to start from.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="JSON merge patch on its overrides.")
+    ] = None,
+    t0: Annotated[str | None, typer.Option("--t0", help="A new window start.")] = None,
+    t1: Annotated[str | None, typer.Option("--t1", help="A new window end.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A new revision of a plan, with config changes and/or another window."""
+    body: dict[str, Any] = {"config": _plan_config(config)}
+    for key, value in (("t0", t0), ("t1", t1)):
+        if value:
+            body[key] = value
+    with connect(ctx) as client:
+        plan = client.request("POST", f"/v1/plans/{plan_id}/revisions", json=body)
+    _print_json(plan) if as_json else _plan_summary(plan)
+
+
+@plan_app.command("show")
+def plan_show(
+    ctx: typer.Context,
+    plan_id: Annotated[str, typer.Argument(help="Plan id.")],
+    commands: Annotated[
+        bool, typer.Option("--commands", help="Print only the command script.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A plan: its blocks and verification (or its command script)."""
+    with connect(ctx) as client:
+        plan = client.request("GET", f"/v1/plans/{plan_id}")
+    if commands:
+        typer.echo(plan["commands"], nl=False)
+    elif as_json:
+        _print_json(plan)
+    else:
+        _plan_summary(plan)
+        _console().print(_blocks_table(None, plan["blocks"]))
+
+
+@plan_app.command("list")
+def plan_list(
+    ctx: typer.Context,
+    space: Annotated[str | None, typer.Option("--space", help="Only this space.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Plans, newest first."""
+    with connect(ctx) as client:
+        plans = list(client.pages("/v1/plans", {"space": space}, limit))
+    if as_json:
+        _print_json(plans)
+        return
+    rows = [
+        [
+            p["id"],
+            p["policy"],
+            _ts(p["t0"]),
+            _ts(p["t1"]),
+            p["revision"],
+            "yes" if p["verified"] else "NO",
+            _ts(p["created_at"]),
+        ]
+        for p in plans
+    ]
+    cols = ["id", "policy", "t0", "t1", "rev", "verified", "created"]
+    _console().print(_table(None, cols, rows))
+
+
+@plan_app.command("diff")
+def plan_diff(
+    ctx: typer.Context,
+    old: Annotated[str, typer.Argument(help="A plan id.")],
+    new: Annotated[
+        str | None, typer.Argument(help="Another plan id (default: OLD against its parent).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Blocks added, removed and moved between two plans."""
+    path = f"/v1/plans/{old}/diff" if new is None else f"/v1/plans/{old}/diff/{new}"
+    with connect(ctx) as client:
+        d = client.request("GET", path)
+    if as_json:
+        _print_json(d)
+        return
+    typer.echo(
+        f"{d['from']} → {d['to']}: {len(d['added'])} added, {len(d['removed'])} removed, "
+        f"{len(d['moved'])} moved, {d['unchanged']} unchanged"
+    )
+    console = _console()
+    if d["added"]:
+        console.print(_blocks_table("added", d["added"]))
+    if d["removed"]:
+        console.print(_blocks_table("removed", d["removed"]))
+    if d["moved"]:
+        rows = [
+            [
+                m["to"]["name"],
+                f"{_ts(m['from']['t0'])} .. {_ts(m['from']['t1'])}",
+                f"{_ts(m['to']['t0'])} .. {_ts(m['to']['t1'])}",
+            ]
+            for m in d["moved"]
+        ]
+        console.print(_table("moved", ["name", "was", "now"], rows))
+
+
+@plan_app.command("dispatch")
+def plan_dispatch(
+    ctx: typer.Context,
+    plan_id: Annotated[str, typer.Argument(help="A verified plan.")],
+    site: Annotated[
+        str | None, typer.Option("--site", help="Queue one task run per block on this site.")
+    ] = None,
+    job: Annotated[
+        str | None, typer.Option("--job", help="Or: one run of this job with the whole script.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn a verified plan into runs at the plan's times."""
+    if (site is None) == (job is None):
+        raise typer.BadParameter("give exactly one of --site or --job")
+    body = {"site": site} if site else {"job": job}
+    with connect(ctx) as client:
+        done = client.request("POST", f"/v1/plans/{plan_id}/dispatch", json=body)
+    if as_json:
+        _print_json(done)
+    else:
+        where = f"site {site}" if site else f"job {done['job_id']}"
+        typer.echo(f"dispatched plan {plan_id} to {where}: {len(done['run_ids'])} runs")
 
 
 def main() -> None:

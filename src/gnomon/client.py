@@ -73,6 +73,17 @@ class Schedule(TypedDict):
     updated_at: str
 
 
+class App(TypedDict):
+    guid: str
+    space: str
+    name: str
+    cwd: str | None
+    env: dict[str, str]
+    executor: str
+    created_at: str
+    updated_at: str
+
+
 class Upcoming(TypedDict):
     schedule_id: str
     timezone: str
@@ -303,6 +314,14 @@ class Client:
                 return run
             time.sleep(delay)
             delay = min(poll_max_s, delay * 1.5)
+
+    # --- apps -----------------------------------------------------------------------------
+
+    def create_app(self, spec: dict[str, Any]) -> App:
+        return cast(App, self.request("POST", "/v1/apps", json=spec))
+
+    def list_apps(self, *, space: str | None = None) -> list[App]:
+        return list(self.pages("/v1/apps", {"space": space}))
 
     # --- schedules ------------------------------------------------------------------------
 

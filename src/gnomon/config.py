@@ -4,10 +4,12 @@ Nothing else reads os.environ."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Settings(BaseSettings):
@@ -50,6 +52,55 @@ class Settings(BaseSettings):
     metrics_public: bool = True
     sqlite_synchronous: str = "FULL"
     log_level: str = "info"
+
+    schedule_api_auth: bool = Field(
+        default=False,
+        description="Whether POST /api/v1/schedule/ needs a bearer token (the original API "
+        "had none).",
+    )
+    plan_schedule_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories master schedules may be read from by path in a plan's "
+        "config (comma-separated or a JSON list); inline text and 'sample' always work.",
+    )
+
+    @field_validator("plan_schedule_dirs", mode="before")
+    @classmethod
+    def _dirs(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            text = v.strip()
+            v = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(v, list):
+            return [Path(str(d).strip()) for d in v if str(d).strip()]
+        return v
+
+    pcf_prefix: str = Field(
+        default="/pcf",
+        description="Where the Cloud Foundry scheduler face is served ('' for nowhere).",
+    )
+    pcf_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Hosts (Host header) that get the Cloud Foundry scheduler face at '/'; "
+        "comma-separated or a JSON list.",
+    )
+
+    @field_validator("pcf_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v and (not v.startswith("/") or "//" in v or any(c in v for c in "?#% ")):
+            raise ValueError("a URL path like '/pcf', or '' to switch the face off")
+        return v
+
+    @field_validator("pcf_hosts", mode="before")
+    @classmethod
+    def _hosts(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            text = v.strip()
+            v = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(v, list):
+            return [str(h).strip().lower() for h in v if str(h).strip()]
+        return v
 
     @property
     def resolved_database_url(self) -> str:

@@ -75,6 +75,7 @@ __all__ = [
     "slots_between",
     "upcoming",
     "validate_cron",
+    "validate_cron5",
     "validate_timezone",
 ]
 
@@ -236,6 +237,19 @@ class _Compiled:
 def validate_cron(expr: str) -> str:
     """Validate a cron expression; return it normalized (whitespace collapsed, macro kept)."""
     return _compile(expr).normalized
+
+
+def validate_cron5(expr: str) -> str:
+    """Like :func:`validate_cron`, for the classic dialect only: five fields or a macro (no
+    seconds field, no year field)."""
+    tokens = expr.split() if isinstance(expr, str) else []
+    if len(tokens) != 5 and not (len(tokens) == 1 and tokens[0].startswith("@")):
+        raise TriggerError(
+            "cron",
+            "expected 5 fields (minute hour day-of-month month day-of-week) or a macro, "
+            f"got {len(tokens)}",
+        )
+    return validate_cron(expr)
 
 
 @functools.lru_cache(maxsize=16384)

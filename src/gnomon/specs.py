@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from pydantic import (
     AwareDatetime,
@@ -42,6 +43,32 @@ class JobSpec(BaseModel):
     concurrency: ConcurrencyPolicy = Field(default_factory=ConcurrencyPolicy)
     params: dict[str, Any] = Field(default_factory=dict)
     space: str | None = Field(default=None, max_length=64, pattern=SPACE)
+    app: str | None = Field(
+        default=None,
+        max_length=36,
+        description="Run in this app's context (its space, working directory, environment "
+        "and executor).",
+    )
+    labels: dict[str, StrictStr | StrictInt | bool | None] = Field(
+        default_factory=dict,
+        max_length=32,
+        description="Fields kept for clients; gnomon does not interpret them.",
+    )
+
+    @field_validator("executor")
+    @classmethod
+    def _executor(cls, v: str) -> str:
+        return validate_executor(v)
+
+
+class AppSpec(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1, max_length=200, pattern=NAME)
+    space: str | None = Field(default=None, max_length=64, pattern=SPACE)
+    guid: UUID | None = Field(default=None, description="Keep this id (e.g. the platform's).")
+    cwd: str | None = Field(default=None, min_length=1, max_length=1000)
+    env: dict[str, str] = Field(default_factory=dict)
+    executor: str = "local"
 
     @field_validator("executor")
     @classmethod
@@ -145,6 +172,7 @@ class SpaceSpec(BaseModel):
     model_config = _STRICT
     name: str = Field(min_length=1, max_length=64, pattern=SPACE)
     timezone: str = Field(default="UTC", max_length=64)
+    guid: UUID | None = Field(default=None, description="Keep this id (e.g. the platform's).")
 
     @field_validator("timezone")
     @classmethod

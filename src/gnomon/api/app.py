@@ -13,10 +13,12 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
+from gnomon.api.compat import pcf, schedule_api
+from gnomon.api.compat.mount import FaceMount
 from gnomon.api.fastlane import SubmitFastLane
 from gnomon.api.guard import RequestGuard
 from gnomon.api.present import JSON
-from gnomon.api.routes import access, events, jobs, runs, schedules, system
+from gnomon.api.routes import access, apps, events, jobs, plans, runs, schedules, system
 from gnomon.config import Settings
 from gnomon.engine.dispatcher import Dispatcher
 from gnomon.engine.executors.local import LocalExecutor
@@ -112,15 +114,21 @@ def create_app(settings: Settings | None = None, *, engine: bool = True) -> Fast
         default_response_class=JSON,
     )
     install_error_handlers(app)
-    for module in (jobs, runs, schedules, access, events, system):
+    for module in (jobs, runs, schedules, apps, plans, access, events, system):
         app.include_router(module.router)
+    app.include_router(schedule_api.router)
     return app
 
 
 def asgi_app(settings: Settings | None = None) -> ASGIApp:
     """What `gnomon serve` runs: the submission fast lane, the guard, then the API — outside
-    the framework's own middleware, so the hottest route pays for none of it."""
+    the framework's own middleware, so the hottest route pays for none of it. The Cloud
+    Foundry scheduler face sits beside it, at its prefix and on its hosts."""
     settings = settings or Settings()
     app = create_app(settings)
     limit = settings.max_body_bytes
-    return SubmitFastLane(RequestGuard(app, limit=limit), state=app.state, limit=limit)
+    native = SubmitFastLane(RequestGuard(app, limit=limit), state=app.state, limit=limit)
+    if not (settings.pcf_prefix or settings.pcf_hosts):
+        return native
+    face = pcf.blank_errors(RequestGuard(pcf.create_face(app.state), limit=limit))
+    return FaceMount(native, face, prefix=settings.pcf_prefix, hosts=settings.pcf_hosts)

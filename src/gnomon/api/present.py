@@ -88,6 +88,21 @@ def job(row: dict[str, Any]) -> dict[str, Any]:
         "retry": row["retry"],
         "concurrency": row["concurrency"],
         "params": row["params"],
+        "app": row.get("app_id"),
+        "labels": row.get("labels") or {},
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
+    }
+
+
+def app(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "guid": row["id"],
+        "space": row["space"],
+        "name": row["name"],
+        "cwd": row["cwd"],
+        "env": row["env"],
+        "executor": row["executor"],
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
     }
@@ -145,6 +160,7 @@ def token(row: dict[str, Any]) -> dict[str, Any]:
 def space(row: dict[str, Any]) -> dict[str, Any]:
     return {
         "name": row["name"],
+        "guid": row.get("guid"),
         "timezone": row["timezone"],
         "created_at": iso(row["created_at"]),
         "members": row.get("members", []),

@@ -29,6 +29,19 @@ class Job(BaseModel):
     retry: RetryPolicy
     concurrency: ConcurrencyPolicy
     params: dict[str, Any]
+    app: str | None
+    labels: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class App(BaseModel):
+    guid: str
+    space: str
+    name: str
+    cwd: str | None
+    env: dict[str, str]
+    executor: str
     created_at: str
     updated_at: str
 
@@ -111,6 +124,7 @@ class Member(BaseModel):
 
 class Space(BaseModel):
     name: str
+    guid: str | None
     timezone: str
     created_at: str
     members: list[Member]
@@ -131,6 +145,11 @@ class NewToken(Token):
 
 class JobPage(BaseModel):
     items: list[Job]
+    next_cursor: str | None
+
+
+class AppPage(BaseModel):
+    items: list[App]
     next_cursor: str | None
 
 

@@ -6,9 +6,12 @@ from collections.abc import Callable
 
 from gnomon.config import Settings
 from gnomon.service.access import Access
+from gnomon.service.apps import Apps
 from gnomon.service.events import Events
+from gnomon.service.history import History
 from gnomon.service.jobs import Jobs
 from gnomon.service.metrics import Metrics
+from gnomon.service.plans import Plans
 from gnomon.service.runs import Runs
 from gnomon.service.schedules import Schedules
 from gnomon.service.signals import Signals
@@ -27,6 +30,9 @@ class Service:
         self.runs = Runs(self)
         self.schedules = Schedules(self)
         self.events = Events(self)
+        self.apps = Apps(self)
+        self.history = History(self)
+        self.plans = Plans(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> Service:

@@ -6,8 +6,11 @@ import hashlib
 import os
 import secrets
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -160,10 +163,18 @@ class Access:
 
     async def create_space(self, who: Principal, spec: SpaceSpec) -> dict[str, Any]:
         require_admin(who)
-        row = {"name": spec.name, "timezone": spec.timezone, "created_at": time.time()}
-        async with self.svc.db.write() as conn:
-            if not await store.insert_space(conn, row):
-                raise Conflict(f"space '{spec.name}' already exists")
+        row = {
+            "name": spec.name,
+            "timezone": spec.timezone,
+            "created_at": time.time(),
+            "guid": str(spec.guid or uuid.uuid4()),
+        }
+        try:
+            async with self.svc.db.write() as conn:
+                if not await store.insert_space(conn, row):
+                    raise Conflict(f"space '{spec.name}' already exists")
+        except sa.exc.IntegrityError as exc:
+            raise Conflict(f"another space has the guid '{row['guid']}'") from exc
         return {**row, "members": []}
 
     async def list_spaces(self, who: Principal) -> list[dict[str, Any]]:
@@ -207,6 +218,20 @@ class Access:
             if not await store.delete_member(conn, space, token_id):
                 raise NotFound(f"token '{token_id}' is not a member of space '{space}'")
         self.forget()
+
+    async def space_by_guid(self, guid: str) -> dict[str, Any] | None:
+        """A space by its guid (any caller: a guid alone reveals nothing)."""
+        async with self.svc.db.read() as conn:
+            return await store.space_by_guid(conn, guid)
+
+    async def space(self, name: str) -> dict[str, Any] | None:
+        async with self.svc.db.read() as conn:
+            return await store.get_space(conn, name)
+
+    async def spaces(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """Spaces by name, for presenting rows already read."""
+        async with self.svc.db.read() as conn:
+            return {s["name"]: s for s in await store.list_spaces(conn, sorted(set(names)))}
 
     async def space_exists(self, name: str) -> bool:
         async with self.svc.db.read() as conn:

@@ -11,6 +11,7 @@ from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, NotFound
 from gnomon.ids import new_id
 from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
+from gnomon.service.apps import in_context
 from gnomon.specs import JobPatch, JobSpec
 from gnomon.store import access as access_store
 from gnomon.store import jobs as store
@@ -29,14 +30,21 @@ class Jobs:
 
     async def create(self, who: Principal, spec: JobSpec) -> dict[str, Any]:
         space = spec.space or DEFAULT_SPACE
+        action, executor, app_id = spec.action.model_dump(mode="json"), spec.executor, None
+        if spec.app is not None:
+            app = await self.svc.apps.context(who, spec.app, spec.space)
+            space, app_id = app["space"], app["id"]
+            action, executor = in_context(
+                app, action, executor, "executor" in spec.model_fields_set
+            )
         require(who, space, Role.developer)
         now = time.time()
         row = {
             "id": new_id(),
             "space": space,
             "name": spec.name,
-            "action": spec.action.model_dump(mode="json"),
-            "executor": spec.executor,
+            "action": action,
+            "executor": executor,
             "timeout_s": spec.timeout_s,
             "retry": spec.retry.model_dump(mode="json"),
             "concurrency": spec.concurrency.model_dump(mode="json"),
@@ -44,12 +52,15 @@ class Jobs:
             "created_at": now,
             "updated_at": now,
             "deleted_at": None,
+            "app_id": app_id,
+            "labels": spec.labels,
         }
         async with self.svc.db.write() as conn:
             if await access_store.get_space(conn, space) is None:
                 raise NotFound(f"space '{space}' not found")
-            if await store.get_by_name(conn, space, spec.name):
-                raise Conflict(f"a job named '{spec.name}' already exists in space '{space}'")
+            if await store.get_by_name(conn, space, spec.name, app_id):
+                where = f"app '{app_id}'" if app_id else f"space '{space}'"
+                raise Conflict(f"a job named '{spec.name}' already exists in {where}")
             try:
                 await store.insert(conn, row)
             except sa.exc.IntegrityError as exc:
@@ -124,10 +135,15 @@ class Jobs:
             if value is None and key != "timeout_s":
                 continue
             values[key] = value
+        if "action" in values and job["app_id"]:
+            app = (await self.svc.apps.by_ids([job["app_id"]]))[job["app_id"]]
+            values["action"] = in_context(app, values["action"], job["executor"], True)[0]
         values["updated_at"] = time.time()
         async with self.svc.db.write() as conn:
             renamed = "name" in values and values["name"] != job["name"]
-            if renamed and await store.get_by_name(conn, job["space"], values["name"]):
+            if renamed and await store.get_by_name(
+                conn, job["space"], values["name"], job["app_id"]
+            ):
                 raise Conflict(f"a job named '{values['name']}' already exists")
             if not await store.update(conn, job_id, values):
                 raise NotFound(f"job '{job_id}' not found")

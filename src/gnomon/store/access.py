@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +17,9 @@ async def count_tokens(conn: AsyncConnection) -> int:
 
 
 async def ensure_space(conn: AsyncConnection, name: str, now: float) -> None:
-    stmt = upsert_insert(conn, spaces).values(name=name, timezone="UTC", created_at=now)
+    stmt = upsert_insert(conn, spaces).values(
+        name=name, timezone="UTC", created_at=now, guid=str(uuid.uuid4())
+    )
     await conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
 
 
@@ -27,6 +30,11 @@ async def insert_space(conn: AsyncConnection, row: dict[str, Any]) -> bool:
 
 async def get_space(conn: AsyncConnection, name: str) -> dict[str, Any] | None:
     row = (await conn.execute(sa.select(spaces).where(spaces.c.name == name))).first()
+    return dict(row._mapping) if row else None
+
+
+async def space_by_guid(conn: AsyncConnection, guid: str) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(spaces).where(spaces.c.guid == guid))).first()
     return dict(row._mapping) if row else None
 
 

@@ -21,9 +21,15 @@ async def get(conn: AsyncConnection, job_id: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-async def get_by_name(conn: AsyncConnection, space: str, name: str) -> dict[str, Any] | None:
+async def get_by_name(
+    conn: AsyncConnection, space: str, name: str, app_id: str | None = None
+) -> dict[str, Any] | None:
+    """A job by name: among the space's jobs without an app, or among the app's jobs."""
     stmt = sa.select(jobs).where(
-        jobs.c.space == space, jobs.c.name == name, jobs.c.deleted_at.is_(None)
+        jobs.c.space == space,
+        jobs.c.name == name,
+        jobs.c.deleted_at.is_(None),
+        jobs.c.app_id.is_(None) if app_id is None else jobs.c.app_id == app_id,
     )
     row = (await conn.execute(stmt)).first()
     return dict(row._mapping) if row else None

@@ -16,6 +16,33 @@ spaces = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("timezone", sa.String(64), nullable=False, server_default="UTC"),
     sa.Column("created_at", Time, nullable=False),
+    # A stable UUID, for faces that name spaces by guid (the Cloud Foundry scheduler).
+    sa.Column("guid", sa.String(36)),
+    sa.Index("ux_spaces_guid", "guid", unique=True),
+)
+
+# Execution contexts: a job bound to an app runs with its working directory, environment
+# and executor. Ids are UUIDs, so an app can carry the guid a foreign platform gave it.
+apps = sa.Table(
+    "apps",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("space", sa.String(64), sa.ForeignKey("spaces.name"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("cwd", sa.String(1000)),
+    sa.Column("env", JSON, nullable=False),
+    sa.Column("executor", sa.String(80), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Column("deleted_at", Time),
+    sa.Index(
+        "ux_apps_space_name",
+        "space",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    ),
 )
 
 tokens = sa.Table(
@@ -54,13 +81,25 @@ jobs = sa.Table(
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
     sa.Column("deleted_at", Time),
+    sa.Column("app_id", sa.String(36)),
+    # Fields a face keeps for its clients and gnomon does not interpret (disk_in_mb…).
+    sa.Column("labels", JSON, nullable=False, server_default=sa.text("'{}'")),
+    # Names are unique per space among jobs without an app, per app among jobs of an app.
     sa.Index(
         "ux_jobs_space_name",
         "space",
         "name",
         unique=True,
-        sqlite_where=sa.text("deleted_at IS NULL"),
-        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL AND app_id IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL AND app_id IS NULL"),
+    ),
+    sa.Index(
+        "ux_jobs_app_name",
+        "app_id",
+        "name",
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL AND app_id IS NOT NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL AND app_id IS NOT NULL"),
     ),
 )
 
@@ -184,4 +223,27 @@ events = sa.Table(
     sa.Column("status", sa.String(200)),
     sa.Column("at", Time, nullable=False),
     sa.Index("ix_events_run", "run_id", "id"),
+)
+
+# Generated plans: a policy's blocks and script for a window, with the verifier's report.
+# Revisions point at the plan they were made from (parent_id) and count up from 1.
+plans = sa.Table(
+    "plans",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("space", sa.String(64), sa.ForeignKey("spaces.name"), nullable=False),
+    sa.Column("policy", sa.String(64), nullable=False),
+    sa.Column("config", JSON, nullable=False),  # the overrides given, not the merged config
+    sa.Column("t0", Time, nullable=False),
+    sa.Column("t1", Time, nullable=False),
+    sa.Column("parent_id", Id),
+    sa.Column("revision", sa.Integer, nullable=False),
+    sa.Column("blocks", JSON, nullable=False),
+    sa.Column("commands", sa.Text, nullable=False),
+    sa.Column("verification", JSON, nullable=False),
+    sa.Column("verified", sa.Boolean, nullable=False),
+    sa.Column("dispatches", JSON, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("ix_plans_space", "space", "id"),
+    sa.Index("ix_plans_parent", "parent_id"),
 )
