@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint services bench clean
+.PHONY: install run test lint services browser bench clean
 
 install: $(STAMP)
 
@@ -20,10 +20,13 @@ run: install
 services:
 	bash scripts/services.sh
 
+browser:
+	bash scripts/browser.sh
+
 lint: install
 	$(BIN)/ruff check src tests bench
 
-test: install services lint
+test: install services browser lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 bench: install services

@@ -38,3 +38,39 @@ if ! psql -h "$PGHOST" -p "$PGPORT" -U postgres -d postgres -tAc "SELECT 1 FROM 
   psql -h "$PGHOST" -p "$PGPORT" -U postgres -d postgres -qc "CREATE DATABASE test"
 fi
 echo "services: PostgreSQL ready on $PGHOST:$PGPORT"
+
+# Redis on 127.0.0.1:6379 (the Celery executor's default broker and its report store).
+redis_up() { have redis-cli && redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
+if ! redis_up; then
+  if ! have redis-server; then
+    echo "services: installing Redis"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >/dev/null
+  fi
+  echo "services: starting Redis"
+  as_root mkdir -p /var/lib/redis /var/log/redis
+  as_root redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
+    --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 1 50); do redis_up && break; sleep 0.1; done
+  redis_up || { echo "services: Redis did not start" >&2; exit 1; }
+fi
+echo "services: Redis ready on 127.0.0.1:6379"
+
+# RabbitMQ on 127.0.0.1:5672, guest/guest (one Celery test runs through it).
+amqp_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! amqp_up; then
+  if ! have rabbitmq-server; then
+    echo "services: installing RabbitMQ"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+  echo "services: starting RabbitMQ"
+  as_root rabbitmq-server -detached || true
+  for _ in $(seq 1 120); do amqp_up && break; sleep 0.5; done
+  amqp_up || { echo "services: RabbitMQ did not start" >&2; exit 1; }
+fi
+echo "services: RabbitMQ ready on 127.0.0.1:5672"
+
+# A one-node Slurm cluster (the Slurm executor's and the TSM face's tests).
+bash "$(dirname "$0")/slurm.sh" >/dev/null
+echo "services: Slurm ready (SLURM_CONF=${GNOMON_SLURM_DIR:-/tmp/gnomon-slurm}/slurm.conf)"

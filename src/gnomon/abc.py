@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,11 @@ class Attempt:
     timeout_s: float | None
     output: OutputSink
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    noted: Callable[[dict[str, Any]], None] = field(default=lambda _: None, repr=False)
+
+    def note(self, **fields: Any) -> None:
+        """Record facts learnt while the attempt runs (`external_id`, `status`) on the run."""
+        self.noted(fields)
 
 
 class OutputSink(ABC):
@@ -41,6 +47,7 @@ class Executor(ABC):
     """Runs attempts of jobs whose `executor` matches `name`."""
 
     name: str
+    remote: bool = False  # attempts run elsewhere: they take no local process slot
 
     @abstractmethod
     async def execute(self, attempt: Attempt) -> Outcome:

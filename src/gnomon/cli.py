@@ -390,6 +390,46 @@ def serve(
     uvicorn.run(asgi_app(settings), host=settings.host, port=settings.port, **SERVE_OPTIONS)
 
 
+@app.command()
+def agent(
+    ctx: typer.Context,
+    site: Annotated[str, typer.Option("--site", help="The site whose queue to drain.")],
+    handlers: Annotated[
+        str, typer.Option("--handlers", help="module:object with the task handlers.")
+    ],
+    name: Annotated[str, typer.Option("--name", help="This agent's name at the site.")] = "agent",
+    url: Annotated[str | None, typer.Option("--url", help="Server URL.")] = None,
+    token: Annotated[str | None, typer.Option("--token", help="API token.")] = None,
+    wait_s: Annotated[float, typer.Option("--wait-s", help="Long-poll this long.")] = 20.0,
+    state_file: Annotated[
+        Path | None,
+        typer.Option("--state-file", help="Remember runs started here across agent restarts."),
+    ] = None,
+) -> None:
+    """Run a site agent: poll the site's queue, run handlers, report back (outbound only)."""
+    import logging
+    import sys
+
+    from gnomon.agent import Agent, load_handlers
+
+    target: Target = ctx.obj or Target()
+    found_url, found_token = _resolve(Target(url or target.url, token or target.token))
+    if "" not in sys.path:
+        sys.path.insert(0, "")  # handlers may live beside where the agent starts
+    try:
+        lookup = load_handlers(handlers)
+    except (ImportError, AttributeError, ValueError) as exc:
+        _fail(f"--handlers: {exc}", 2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    runner = Agent(
+        found_url, found_token, site, lookup, name=name, wait_s=wait_s, state_file=state_file
+    )
+    try:
+        runner.run_forever()
+    except KeyboardInterrupt:
+        runner.stop()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply all migrations (idempotent)."""

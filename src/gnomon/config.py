@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -101,6 +101,131 @@ class Settings(BaseSettings):
         if isinstance(v, list):
             return [str(h).strip().lower() for h in v if str(h).strip()]
         return v
+
+    # --- sites, external JWTs, the Photon Ranch face ---------------------------------------
+    site_claim_wait_max_s: float = Field(
+        default=60.0, description="The longest a site claim may long-poll."
+    )
+    jwt_public_key_file: Path | None = Field(
+        default=None, description="PEM public key (or certificate) that signs external JWTs."
+    )
+    jwt_jwks_file: Path | None = Field(
+        default=None, description="A JWKS document (JSON file) with the keys of external JWTs."
+    )
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    jwt_algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["RS256", "ES256"]
+    )
+    jwt_roles_claim: str = Field(
+        default="https://photonranch.org/user_roles",
+        description="Claim holding the user's roles: a top-level name, else a dotted path.",
+    )
+    jwt_space: str = Field(default="default", description="Space the JWT roles apply to.")
+    jwt_default_role: str = Field(
+        default="developer",
+        description="Role in jwt_space of a verified user whose claim names none ('' for none).",
+    )
+    jwt_admin_roles: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["admin"],
+        description="Claimed roles that make the user a gnomon admin.",
+    )
+    photonranch_prefix: str = Field(
+        default="/jobs", description="Where the Photon Ranch jobs face is served ('' for nowhere)."
+    )
+    photonranch_space: str = Field(default="default", description="Space of the face's jobs.")
+    photonranch_open: bool = Field(
+        default=True,
+        description="Site routes of the face (getnewjobs, updatejobstatus, startjob, "
+        "getrecentjobs, the event stream) work without a token, as in the original.",
+    )
+    photonranch_lease_s: float = Field(
+        default=86400.0,
+        description="How long a job taken through the face stays the site's without a status "
+        "update (the original site software sends no heartbeats).",
+    )
+
+    @field_validator("jwt_algorithms", "jwt_admin_roles", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            text = v.strip()
+            v = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(v, list):
+            return [str(x).strip() for x in v if str(x).strip()]
+        return v
+
+    @field_validator("photonranch_prefix")
+    @classmethod
+    def _face_prefix(cls, v: str) -> str:
+        v = v.strip().rstrip("/")
+        if v and (not v.startswith("/") or "//" in v or any(c in v for c in "?#% ")):
+            raise ValueError("a URL path like '/jobs', or '' to switch the face off")
+        return v
+
+    # --- scale-out executors, job templates, the TSM face ---------------------------------
+    slurm_enabled: bool = Field(default=False, description="Run jobs with executor 'slurm'.")
+    slurm_conf: Path | None = Field(
+        default=None, description="SLURM_CONF for the Slurm commands (unset: Slurm's default)."
+    )
+    slurm_bin_dir: Path | None = Field(
+        default=None, description="Where sbatch, squeue, sacct and scancel are (unset: PATH)."
+    )
+    slurm_output_dir: Path | None = Field(
+        default=None,
+        description="Where job output files are written; a directory both gnomon and the "
+        "compute nodes see (unset: <data dir>/slurm).",
+    )
+    slurm_poll_s: float = Field(default=0.5, gt=0, description="One squeue per this interval.")
+    slurm_submit_parallel: int = Field(default=8, ge=1, le=256)
+    celery_broker_url: str | None = Field(
+        default=None, description="Run jobs with executor 'celery' through this broker."
+    )
+    celery_report_url: str | None = Field(
+        default=None,
+        description="The Redis where workers report beats and results (default: the broker "
+        "URL when it is a Redis one).",
+    )
+    celery_queue: str = "gnomon"
+    celery_prefetch: int = Field(default=4, ge=1, description="Messages a worker process holds.")
+    celery_visibility_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Redis broker: a message not acknowledged this long is delivered again "
+        "(a delivery of a task already claimed is refused, so this only recovers messages a "
+        "dead worker held).",
+    )
+    celery_poll_s: float = Field(default=0.2, gt=0)
+    celery_lost_after_s: float = Field(
+        default=15.0, gt=0, description="A running task whose worker is silent this long is lost."
+    )
+    templates_file: Path | None = Field(
+        default=None, description="A TOML file of job templates (see examples/tsm)."
+    )
+    secrets: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Named secrets (a JSON object) that templates and shell actions reference "
+        "by name.",
+    )
+    tsm_prefix: str = Field(
+        default="/tsm", description="Where the TSM batch face is served ('' for nowhere)."
+    )
+    tsm_space: str = Field(default="default", description="The space the TSM face works in.")
+
+    @field_validator("tsm_prefix")
+    @classmethod
+    def _tsm_prefix(cls, v: str) -> str:
+        return cls._prefix(v)
+
+    @property
+    def celery_report(self) -> str | None:
+        if self.celery_report_url:
+            return self.celery_report_url
+        broker = self.celery_broker_url or ""
+        return broker if broker.startswith(("redis://", "rediss://")) else None
+
+    def secret_values(self) -> dict[str, str]:
+        return {k: v.get_secret_value() for k, v in self.secrets.items()}
 
     @property
     def resolved_database_url(self) -> str:

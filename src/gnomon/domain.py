@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class RunState(StrEnum):
@@ -112,6 +112,94 @@ def validate_executor(value: str) -> str:
     return value
 
 
+SLURM_FLAG_RE = re.compile(r"^--[a-z][a-z-]*(=[^\s]*)?$")
+# sbatch flags a job may add beyond the named options: none of them changes who runs the job,
+# where its output goes or what runs.
+SLURM_ALLOWED_FLAGS = frozenset(
+    {
+        "--account",
+        "--qos",
+        "--nodes",
+        "--ntasks",
+        "--ntasks-per-node",
+        "--gres",
+        "--constraint",
+        "--exclusive",
+        "--nice",
+        "--comment",
+        "--mem-per-cpu",
+        "--reservation",
+        "--requeue",
+        "--no-requeue",
+        "--hold",
+    }
+)
+
+
+class SlurmOptions(BaseModel):
+    """How a job is submitted with `sbatch`."""
+
+    model_config = ConfigDict(extra="forbid")
+    partition: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.,-]{1,64}$")
+    time_limit: str | None = Field(
+        default=None,
+        pattern=r"^(\d+|\d+:\d{2}(:\d{2})?|\d+-\d+(:\d{2}(:\d{2})?)?)$",
+        description="Slurm's --time: minutes, MM:SS, HH:MM:SS or D-HH[:MM[:SS]].",
+    )
+    cpus: int | None = Field(default=None, ge=1, le=4096)
+    memory: str | None = Field(default=None, pattern=r"^\d+[KMGT]?$", description="--mem")
+    job_name: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,100}$")
+    extra: list[str] = Field(
+        default_factory=list,
+        max_length=32,
+        description="More sbatch flags, `--flag` or `--flag=value`, from an allow-list.",
+    )
+
+    @field_validator("extra")
+    @classmethod
+    def _allowed(cls, v: list[str]) -> list[str]:
+        for flag in v:
+            if not SLURM_FLAG_RE.match(flag) or flag.split("=", 1)[0] not in SLURM_ALLOWED_FLAGS:
+                allowed = ", ".join(sorted(SLURM_ALLOWED_FLAGS))
+                raise ValueError(f"sbatch flag {flag!r} is not allowed (allowed: {allowed})")
+        return v
+
+    def sbatch_flags(self) -> list[str]:
+        flags = [f"--partition={self.partition}"] if self.partition else []
+        if self.time_limit:
+            flags.append(f"--time={self.time_limit}")
+        if self.cpus:
+            flags.append(f"--cpus-per-task={self.cpus}")
+        if self.memory:
+            flags.append(f"--mem={self.memory}")
+        if self.job_name:
+            flags.append(f"--job-name={self.job_name}")
+        return flags + self.extra
+
+
+class CeleryOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    queue: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
+
+
+EXECUTOR_OPTIONS: dict[str, type[BaseModel]] = {"slurm": SlurmOptions, "celery": CeleryOptions}
+
+
+def validate_executor_options(executor: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options of `executor`, checked and normalised; executors without options take none."""
+    model = EXECUTOR_OPTIONS.get(executor)
+    if model is None:
+        if options:
+            raise ValueError(f"executor '{executor}' takes no executor_options")
+        return {}
+    try:
+        return model.model_validate(options).model_dump(exclude_defaults=True)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ValueError(f"{where}: {first['msg']}" if where else first["msg"]) from None
+
+
 # --- actions --------------------------------------------------------------------------------
 
 _STRICT = ConfigDict(extra="forbid")
@@ -125,6 +213,17 @@ class ShellAction(BaseModel):
     )
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
+    secrets: dict[str, str] = Field(
+        default_factory=dict,
+        exclude_if=lambda v: not v,
+        description="Environment variables set from secrets named in the server's settings "
+        "(variable -> secret name); the values are never stored or placed in argv.",
+    )
+    argv_params: bool = Field(
+        default=False,
+        exclude_if=lambda v: not v,
+        description="Replace `{name}` in the items of an argv command with the run's params.",
+    )
 
     @field_validator("command")
     @classmethod
@@ -132,6 +231,38 @@ class ShellAction(BaseModel):
         if not v or (isinstance(v, list) and not all(isinstance(a, str) for a in v)):
             raise ValueError("command must be a non-empty string or list of strings")
         return v
+
+
+ARGV_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def render_argv(argv: list[str], params: dict[str, Any]) -> list[str]:
+    """`{name}` in each item replaced by the param's text; a missing param is an error."""
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1) not in params:
+            raise KeyError(f"param '{m.group(1)}'")
+        value = params[m.group(1)]
+        return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+    return [ARGV_PLACEHOLDER.sub(one, item) for item in argv]
+
+
+def shell_command(action: dict[str, Any], params: dict[str, Any]) -> str | list[str]:
+    """What a shell action runs: its command, with params placed into argv when it asks."""
+    command = action["command"]
+    if isinstance(command, list) and action.get("argv_params"):
+        return render_argv(command, params)
+    return command
+
+
+def secret_env(action: dict[str, Any], secrets: dict[str, str]) -> dict[str, str]:
+    """The environment a shell action's `secrets` ask for, from the server's named secrets."""
+    wanted = action.get("secrets") or {}
+    missing = sorted({name for name in wanted.values() if name not in secrets})
+    if missing:
+        raise KeyError(f"secret {', '.join(missing)} (not in the server's settings)")
+    return {var: secrets[name] for var, name in wanted.items()}
 
 
 class HttpAction(BaseModel):

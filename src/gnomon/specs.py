@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -26,6 +26,7 @@ from gnomon.domain import (
     RetryPolicy,
     Role,
     validate_executor,
+    validate_executor_options,
 )
 
 _STRICT = ConfigDict(extra="forbid")
@@ -54,11 +55,21 @@ class JobSpec(BaseModel):
         max_length=32,
         description="Fields kept for clients; gnomon does not interpret them.",
     )
+    executor_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Per executor: slurm {partition, time_limit, cpus, memory, job_name, "
+        "extra}; celery {queue}.",
+    )
 
     @field_validator("executor")
     @classmethod
     def _executor(cls, v: str) -> str:
         return validate_executor(v)
+
+    @model_validator(mode="after")
+    def _options(self) -> JobSpec:
+        self.executor_options = validate_executor_options(self.executor, self.executor_options)
+        return self
 
 
 class AppSpec(BaseModel):
@@ -85,6 +96,7 @@ class JobPatch(BaseModel):
     retry: RetryPolicy | None = None
     concurrency: ConcurrencyPolicy | None = None
     params: dict[str, Any] | None = None
+    executor_options: dict[str, Any] | None = None
 
     @field_validator("executor")
     @classmethod
@@ -184,3 +196,73 @@ class SpaceSpec(BaseModel):
 class MemberSpec(BaseModel):
     model_config = _STRICT
     role: Role
+
+
+# --- sites ----------------------------------------------------------------------------------
+
+SITE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"  # what `site:<name>` allows
+AGENT = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,36}$"
+
+
+class ClaimSpec(BaseModel):
+    model_config = _STRICT
+    max: int = Field(default=1, ge=1, le=1000, description="At most this many runs.")
+    wait_s: float = Field(
+        default=0.0, ge=0, le=3600, description="Long-poll up to this long when none is due."
+    )
+    agent: str = Field(
+        default="agent",
+        pattern=AGENT,
+        description="Which agent of the token polls (shown in the site view).",
+    )
+
+
+class HeartbeatSpec(BaseModel):
+    model_config = _STRICT
+    agent: str = Field(default="agent", pattern=AGENT)
+
+
+class ReportSpec(BaseModel):
+    """What an agent reports about a run it holds. Without `state`: an `exit_code` ends the
+    attempt (0 succeeded, else failed); anything else moves a claimed run to running."""
+
+    model_config = _STRICT
+    state: Literal["claimed", "running", "succeeded", "failed", "timed_out", "cancelled"] | None = (
+        None
+    )
+    status: str | None = Field(default=None, max_length=200, description="The site's own word.")
+    eta_s: float | None = Field(default=None, ge=-1, le=10**9, description="-1: unknown.")
+    output: str | None = Field(default=None, max_length=1024 * 1024, description="Appended.")
+    exit_code: StrictInt | None = Field(default=None, ge=-(2**31), lt=2**31)
+    message: str | None = Field(default=None, max_length=10000)
+    attempt: StrictInt | None = Field(
+        default=None, ge=1, description="The attempt reported on; a later one refuses it (409)."
+    )
+
+
+class ReservationSpec(BaseModel):
+    model_config = _STRICT
+    start: AwareDatetime
+    end: AwareDatetime
+    space: str | None = Field(default=None, max_length=64, pattern=SPACE)
+    owner: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        description="Who holds it (a token id or a JWT subject); default the caller. "
+        "Another owner needs the manager role.",
+    )
+    owner_name: str | None = Field(default=None, max_length=200)
+    note: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _window(self) -> ReservationSpec:
+        try:
+            start, end = self.start.timestamp(), self.end.timestamp()
+        except (OverflowError, ValueError):
+            raise ValueError("start and end must be real instants") from None
+        if end <= start:
+            raise ValueError("end must be after start")
+        if end - start > 366 * 86400:
+            raise ValueError("a reservation lasts at most 366 days")
+        return self

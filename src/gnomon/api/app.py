@@ -13,16 +13,19 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
-from gnomon.api.compat import pcf, schedule_api
+from gnomon.api import ui
+from gnomon.api.compat import pcf, photonranch, schedule_api, tsm
 from gnomon.api.compat.mount import FaceMount
 from gnomon.api.fastlane import SubmitFastLane
 from gnomon.api.guard import RequestGuard
 from gnomon.api.present import JSON
 from gnomon.api.routes import access, apps, events, jobs, plans, runs, schedules, system
+from gnomon.api.routes import sites as site_routes
+from gnomon.api.routes import stats as stats_routes
+from gnomon.api.routes import templates as template_routes
 from gnomon.config import Settings
-from gnomon.engine.dispatcher import Dispatcher
-from gnomon.engine.executors.local import LocalExecutor
 from gnomon.engine.scheduler import Scheduler
+from gnomon.engine.setup import dispatchers
 from gnomon.errors import GnomonError
 from gnomon.service import Service
 
@@ -93,10 +96,11 @@ def create_app(settings: Settings | None = None, *, engine: bool = True) -> Fast
         if path is not None:
             print(f"gnomon: created an admin token in {path}", flush=True)
         svc.start()
+        await svc.sites.resume_leases()
         settle_heap()
         parts: list[Any] = []
         if engine:
-            parts = [Scheduler(svc), Dispatcher(svc, [LocalExecutor()])]
+            parts = [Scheduler(svc), *dispatchers(svc)]
             for part in parts:
                 part.start()
         try:
@@ -117,6 +121,10 @@ def create_app(settings: Settings | None = None, *, engine: bool = True) -> Fast
     for module in (jobs, runs, schedules, apps, plans, access, events, system):
         app.include_router(module.router)
     app.include_router(schedule_api.router)
+    app.include_router(stats_routes.router)
+    app.include_router(site_routes.router)
+    app.include_router(template_routes.router)
+    ui.install(app)
     return app
 
 
@@ -128,6 +136,8 @@ def asgi_app(settings: Settings | None = None) -> ASGIApp:
     app = create_app(settings)
     limit = settings.max_body_bytes
     native = SubmitFastLane(RequestGuard(app, limit=limit), state=app.state, limit=limit)
+    native = photonranch.mount(native, app.state, settings)
+    native = tsm.mount(native, app.state, settings)
     if not (settings.pcf_prefix or settings.pcf_hosts):
         return native
     face = pcf.blank_errors(RequestGuard(pcf.create_face(app.state), limit=limit))

@@ -90,6 +90,7 @@ def job(row: dict[str, Any]) -> dict[str, Any]:
         "params": row["params"],
         "app": row.get("app_id"),
         "labels": row.get("labels") or {},
+        "executor_options": row.get("executor_options") or {},
         "created_at": iso(row["created_at"]),
         "updated_at": iso(row["updated_at"]),
     }
@@ -169,3 +170,42 @@ def space(row: dict[str, Any]) -> dict[str, Any]:
 
 def page(items: list[dict[str, Any]], next_cursor: str | None, fn: Any) -> dict[str, Any]:
     return {"items": [fn(i) for i in items], "next_cursor": next_cursor}
+
+
+def claimed_run(row: dict[str, Any]) -> dict[str, Any]:
+    return {**run(row), "job_name": row["job_name"], "action": row["action"]}
+
+
+def reservation(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "space": row["space"],
+        "site": row["site"],
+        "owner": row["owner"],
+        "owner_name": row["owner_name"],
+        "start": iso(row["start_at"]),
+        "end": iso(row["end_at"]),
+        "note": row["note"],
+        "created_at": iso(row["created_at"]),
+    }
+
+
+def site(row: dict[str, Any]) -> dict[str, Any]:
+    held = row.get("reservation")
+    return {
+        "site": row["site"],
+        "queued": row["queued"],
+        "claimed": row["claimed"],
+        "running": row["running"],
+        "last_contact_at": iso(row["last_contact_at"]),
+        "agents": [
+            {
+                "id": a["agent_id"],
+                "first_seen_at": iso(a["first_seen_at"]),
+                "last_contact_at": iso(a["last_contact_at"]),
+                "claimed": a["claimed"],
+            }
+            for a in row["agents"]
+        ],
+        "reservation": reservation(held) if held else None,
+    }

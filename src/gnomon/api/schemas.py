@@ -31,6 +31,7 @@ class Job(BaseModel):
     params: dict[str, Any]
     app: str | None
     labels: dict[str, Any]
+    executor_options: dict[str, Any] = {}
     created_at: str
     updated_at: str
 
@@ -201,3 +202,60 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "Invalid input; the message names the field"),
     )
 }
+
+
+# --- sites ----------------------------------------------------------------------------------
+
+
+class ClaimedRun(Run):
+    """A run as an agent gets it: with its job's name and action."""
+
+    job_name: str
+    action: dict[str, Any]
+
+
+class Claimed(BaseModel):
+    runs: list[ClaimedRun]
+
+
+class Heartbeat(BaseModel):
+    agent: str
+    cancel: list[str]
+    lease_expires_at: str
+
+
+class Agent(BaseModel):
+    id: str
+    first_seen_at: str
+    last_contact_at: str
+    claimed: int
+
+
+class Reservation(BaseModel):
+    id: str
+    space: str
+    site: str
+    owner: str
+    owner_name: str | None
+    start: str
+    end: str
+    note: str | None
+    created_at: str
+
+
+class Reservations(BaseModel):
+    items: list[Reservation]
+
+
+class Site(BaseModel):
+    site: str
+    queued: int
+    claimed: int
+    running: int
+    last_contact_at: str | None
+    agents: list[Agent]
+    reservation: Reservation | None = None
+
+
+class Sites(BaseModel):
+    items: list[Site]

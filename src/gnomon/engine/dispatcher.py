@@ -26,6 +26,7 @@ from gnomon.service.runs import HELD, settle
 log = structlog.get_logger(__name__)
 
 FLUSH_DELAY_S = 0.002
+NOTE_FIELDS = ("external_id", "status")
 
 
 class TailBuffer(OutputSink):
@@ -98,11 +99,14 @@ class Dispatcher:
         names = list(self.executors)
         batch = self.settings.claim_batch
         while True:
-            shells = sum(1 for a, _ in self.inflight.values() if a.action["type"] == "shell")
-            lanes = [
-                (True, min(batch, self.settings.workers - shells)),
-                (False, min(batch, self.settings.max_inflight - (len(self.inflight) - shells))),
-            ]
+            if all(e.remote for e in self.executors.values()):  # no local processes
+                lanes = [(None, min(batch, self.settings.max_inflight - len(self.inflight)))]
+            else:
+                shells = sum(1 for a, _ in self.inflight.values() if a.action["type"] == "shell")
+                lanes = [
+                    (True, min(batch, self.settings.workers - shells)),
+                    (False, min(batch, self.settings.max_inflight - (len(self.inflight) - shells))),
+                ]
             if all(limit <= 0 for _, limit in lanes):
                 self._room.clear()
                 await self._room.wait()
@@ -132,6 +136,7 @@ class Dispatcher:
             params=run["params"] or {},
             timeout_s=run["timeout_s"],
             output=tail,
+            noted=lambda fields, run_id=run["id"]: self._note(run_id, fields),
         )
         self.inflight[run["id"]] = (attempt, tail)
         now = time.time()
@@ -140,6 +145,7 @@ class Dispatcher:
             "state": RunState.running.value,
             "started_at": now,
             "updated_at": now,
+            "while_attempt": run["attempt"],
             "_states": [(RunState.running.value, run["attempt"])],
         }
         self._flush_wake.set()
@@ -177,13 +183,26 @@ class Dispatcher:
             output=tail.text(),
             output_size=tail.total,
         )
+        change["while_attempt"] = run["attempt"]  # an attempt settles once, and only itself
         states = change.pop("_states", [(change["state"], run["attempt"])])
         started = self._changes.pop(run["id"], None)
-        if started is not None:  # never written as running: write both steps at once
-            change["started_at"] = started["started_at"]
-            states = started["_states"] + states
+        if started is not None:  # its start or notes not written yet: write them with the end
+            for key in ("started_at", *NOTE_FIELDS):
+                if key in started:
+                    change.setdefault(key, started[key])
+            states = started.get("_states", []) + states
         change["_states"] = states
         self._changes[run["id"]] = change
+        self._flush_wake.set()
+
+    def _note(self, run_id: str, fields: dict[str, Any]) -> None:
+        """An executor learnt something about a running attempt (its Slurm job id…)."""
+        if run_id not in self.inflight:
+            return
+        attempt = self.inflight[run_id][0].run["attempt"]
+        change = self._changes.setdefault(run_id, {"id": run_id, "while_attempt": attempt})
+        change.update({k: v for k, v in fields.items() if k in NOTE_FIELDS})
+        change["updated_at"] = time.time()
         self._flush_wake.set()
 
     # --- writing back ---------------------------------------------------------------------

@@ -15,6 +15,9 @@ from gnomon.service.plans import Plans
 from gnomon.service.runs import Runs
 from gnomon.service.schedules import Schedules
 from gnomon.service.signals import Signals
+from gnomon.service.sites import Sites
+from gnomon.service.stats import Stats
+from gnomon.service.templates import Templates
 from gnomon.store.db import Database
 
 
@@ -33,6 +36,9 @@ class Service:
         self.apps = Apps(self)
         self.history = History(self)
         self.plans = Plans(self)
+        self.sites = Sites(self)
+        self.stats = Stats(self)
+        self.templates = Templates(self)
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> Service:

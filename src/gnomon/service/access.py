@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import os
 import secrets
 import time
@@ -15,6 +16,7 @@ import sqlalchemy as sa
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from gnomon.ids import new_id
+from gnomon.service.jwt_auth import ExternalJwt, expiry, looks_like_jwt
 from gnomon.specs import SpaceSpec, TokenSpec
 from gnomon.store import access as store
 
@@ -51,6 +53,7 @@ class Access:
     def __init__(self, svc: Service):
         self.svc = svc
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self.jwt = ExternalJwt(svc.settings)
 
     async def bootstrap(self, data_dir: Path) -> Path | None:
         """On an empty database: create the default space and an admin token.
@@ -87,6 +90,12 @@ class Access:
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
         now = time.monotonic()
         hit = self._cache.get(secret)
+        if (hit is None or hit[0] < now) and self.jwt.enabled and looks_like_jwt(secret):
+            who, exp = self.jwt.verify(secret)  # Unauthorized when it does not verify
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            hit = (expiry(now, exp, self.svc.settings.token_cache_s), who)
+            self._cache[secret] = hit
         if hit is None or hit[0] < now:
             async with self.svc.db.read() as conn:
                 row = await store.token_by_hash(conn, digest(secret))
@@ -236,3 +245,48 @@ class Access:
     async def space_exists(self, name: str) -> bool:
         async with self.svc.db.read() as conn:
             return await store.get_space(conn, name) is not None
+
+    # --- event-stream tickets -------------------------------------------------------------
+
+    async def issue_ticket(self, who: Principal) -> tuple[str, float]:
+        """A short-lived ticket that opens GET /v1/events as `who`, for clients that cannot
+        send headers (a browser's EventSource). Signed with the token's stored hash, so any
+        process sharing the database accepts it, and revoking the token voids it."""
+        async with self.svc.db.read() as conn:
+            row = await store.get_token(conn, who.token_id)
+        if row is None or row["revoked_at"] is not None:
+            raise Unauthorized("unknown or revoked token")
+        expires = int(time.time() + TICKET_S)
+        mac = ticket_mac(row["hash"], who.token_id, expires)
+        return f"{who.token_id}.{expires}.{mac}", expires
+
+    async def redeem_ticket(self, ticket: str) -> Principal:
+        """The principal a ticket from issue_ticket stands for, while it is fresh."""
+        token_id, _, rest = ticket.partition(".")
+        expires, _, mac = rest.partition(".")
+        if not (token_id and expires.isdigit() and mac) or len(expires) > 12:
+            raise Unauthorized("malformed ticket")
+        if int(expires) < time.time():
+            raise Unauthorized("ticket expired; get a new one from POST /v1/events/ticket")
+        async with self.svc.db.read() as conn:
+            row = await store.get_token(conn, token_id)
+        if row is None or not hmac.compare_digest(
+            ticket_mac(row["hash"], token_id, int(expires)), mac
+        ):
+            raise Unauthorized("invalid ticket")
+        if row["revoked_at"] is not None:
+            raise Unauthorized("unknown or revoked token")
+        return Principal(
+            token_id=row["id"],
+            name=row["name"],
+            admin=row["admin"],
+            roles={s: Role(r) for s, r in row["roles"].items()},
+        )
+
+
+TICKET_S = 60
+
+
+def ticket_mac(key: str, token_id: str, expires: int) -> str:
+    msg = f"gnomon-events:{token_id}:{expires}".encode()
+    return hmac.new(key.encode(), msg, hashlib.sha256).hexdigest()

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from gnomon.domain import Principal, Role
-from gnomon.errors import Conflict, NotFound
+from gnomon.domain import Principal, Role, validate_executor_options
+from gnomon.errors import Conflict, Invalid, NotFound
 from gnomon.ids import new_id
 from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
 from gnomon.service.apps import in_context
@@ -21,6 +21,14 @@ if TYPE_CHECKING:
     from gnomon.service import Service
 
 PAGE_MAX = 1000
+
+
+def executor_options(executor: str, options: dict[str, Any]) -> dict[str, Any]:
+    """`options` checked against the executor the job ends up with."""
+    try:
+        return validate_executor_options(executor, options)
+    except ValueError as exc:
+        raise Invalid("executor_options", str(exc)) from None
 
 
 class Jobs:
@@ -54,6 +62,7 @@ class Jobs:
             "deleted_at": None,
             "app_id": app_id,
             "labels": spec.labels,
+            "executor_options": executor_options(executor, spec.executor_options),
         }
         async with self.svc.db.write() as conn:
             if await access_store.get_space(conn, space) is None:
@@ -138,6 +147,11 @@ class Jobs:
         if "action" in values and job["app_id"]:
             app = (await self.svc.apps.by_ids([job["app_id"]]))[job["app_id"]]
             values["action"] = in_context(app, values["action"], job["executor"], True)[0]
+        if "executor" in values or "executor_options" in values:
+            values["executor_options"] = executor_options(
+                values.get("executor", job["executor"]),
+                values.get("executor_options", {}),  # a new executor starts without options
+            )
         values["updated_at"] = time.time()
         async with self.svc.db.write() as conn:
             renamed = "name" in values and values["name"] != job["name"]

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from gnomon.store import events as event_store
 from gnomon.store import runs as run_store
 from gnomon.store._sql import Rows
+from gnomon.store.db import Database
 
 
 def event_for(run: dict[str, Any], state: str, at: float, attempt: int | None = None) -> dict:
@@ -25,24 +26,9 @@ def event_for(run: dict[str, Any], state: str, at: float, attempt: int | None = 
     }
 
 
-def new_runs(rows: Sequence[dict[str, Any]]) -> list[Rows]:
-    """What recording new runs inserts: the runs and their first event."""
-    first = [event_for(r, r["state"], r["created_at"]) for r in rows]
-    return [run_store.new_rows(rows), event_store.new_rows(first)]
-
-
-def new_runs_like(
-    template: dict[str, Any],
-    ids: Sequence[str],
-    params: Sequence[dict[str, Any]],
-    not_before: Sequence[float],
-) -> list[Rows]:
-    """`new_runs` for many runs that differ from `template` only in id, params, not_before."""
-    first = event_for(template, template["state"], template["created_at"])
-    return [
-        run_store.new_rows_like(template, ids, params, not_before),
-        event_store.new_rows_like(first, ids),
-    ]
+async def record_new(db: Database, rows: Rows) -> None:
+    """Insert new runs (`store.runs.new_rows` / `new_rows_like`) with their first event."""
+    await run_store.insert_new(db, rows)
 
 
 async def move(

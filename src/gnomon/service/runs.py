@@ -113,7 +113,7 @@ class GroupCommit:
 
     def __init__(self, svc: Service):
         self.svc = svc
-        self._pending: list[tuple[list[Rows], set[str], asyncio.Future[None]]] = []
+        self._pending: list[tuple[Rows, set[str], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -125,18 +125,18 @@ class GroupCommit:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    async def add(self, parts: list[Rows], executors: set[str]) -> None:
-        """Insert `parts` (new runs on `executors` and their events); return once durable."""
+    async def add(self, rows: Rows, executors: set[str]) -> None:
+        """Insert new runs (on `executors`) with their first event; return once durable."""
         if self._task is None:  # not started (e.g. CLI use): write directly
-            await self._write(parts, executors)
+            await self._write(rows, executors)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((parts, executors, fut))
+        self._pending.append((rows, executors, fut))
         self._wake.set()
         await fut
 
-    async def _write(self, parts: Sequence[Rows], executors: set[str]) -> None:
-        await self.svc.db.insert_at_once(parts)
+    async def _write(self, rows: Rows, executors: set[str]) -> None:
+        await ledger.record_new(self.svc.db, rows)
         self.svc.signals.runs_queued.fire(executors)
         self.svc.signals.events.fire()
 
@@ -149,7 +149,7 @@ class GroupCommit:
                 continue
             try:
                 await self._write(
-                    Rows.merge([p for parts, _, _ in batch for p in parts]),
+                    Rows.join([rows for rows, _, _ in batch]),
                     set().union(*(executors for _, executors, _ in batch)),
                 )
                 for _, _, fut in batch:
@@ -157,9 +157,9 @@ class GroupCommit:
                         fut.set_result(None)
             except Exception:
                 # Isolate the failure: commit each caller on its own.
-                for parts, executors, fut in batch:
+                for rows, executors, fut in batch:
                     try:
-                        await self._write(parts, executors)
+                        await self._write(rows, executors)
                         if not fut.done():
                             fut.set_result(None)
                     except Exception as exc:
@@ -179,12 +179,14 @@ class Runs:
     ) -> list[dict[str, Any]]:
         """New runs of a job, durable when this returns; the runs as rows."""
         job = await self.svc.jobs.cached(who, job_id, Role.developer)
+        if job["executor"].startswith("site:"):
+            await self.svc.sites.check_reservation(who, job["executor"][5:])
         now = time.time()
         rows = [
             new_run(run_id, job, r.params, now, not_before=r.at.timestamp() if r.at else None)
             for run_id, r in zip(new_ids(len(requests)), requests, strict=True)
         ]
-        await self.commits.add(ledger.new_runs(rows), {job["executor"]})
+        await self.commits.add(store.new_rows(rows), {job["executor"]})
         return rows
 
     async def submit_many(
@@ -193,16 +195,18 @@ class Runs:
         """Like `submit`, for big batches: the runs are built as one template and its
         variations (id, params, not_before), never as a row each; returns their ids."""
         job = await self.svc.jobs.cached(who, job_id, Role.developer)
+        if job["executor"].startswith("site:"):
+            await self.svc.sites.check_reservation(who, job["executor"][5:])
         now = time.time()
         ids = new_ids(len(requests))
         defaults = job["params"]
-        parts = ledger.new_runs_like(
+        rows = store.new_rows_like(
             new_run("", job, None, now),
             ids,
             [merge_params(defaults, r.params) for r in requests],
             [r.at.timestamp() if r.at else now for r in requests],
         )
-        await self.commits.add(parts, {job["executor"]})
+        await self.commits.add(rows, {job["executor"]})
         return ids
 
     # --- read -----------------------------------------------------------------------------

@@ -24,6 +24,11 @@ class Signal:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), timeout)
 
+    def armed(self) -> asyncio.Event:
+        """The event the next fire sets: take it before looking, wait on it after, and a
+        fire in between is not missed."""
+        return self._event
+
 
 class Queued:
     """Wake-ups for newly claimable work, by executor: a dispatcher for `local` is not woken

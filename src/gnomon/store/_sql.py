@@ -51,17 +51,12 @@ class Rows:
     records: Sequence[tuple[Any, ...]]
 
     @staticmethod
-    def merge(parts: Sequence[Rows]) -> list[Rows]:
-        """Parts for the same table and columns joined into one, in first-seen order."""
-        joined: dict[tuple[str, tuple[str, ...]], Rows] = {}
-        for rows in parts:
-            key = (rows.table.name, tuple(rows.columns))
-            if key in joined:
-                first = joined[key]
-                joined[key] = Rows(first.table, first.columns, [*first.records, *rows.records])
-            else:
-                joined[key] = rows
-        return list(joined.values())
+    def join(parts: Sequence[Rows]) -> Rows:
+        """Parts for one table and the same columns, as one."""
+        first = parts[0]
+        if len(parts) == 1:
+            return first
+        return Rows(first.table, first.columns, [r for rows in parts for r in rows.records])
 
     @property
     def insert_sql(self) -> str:
@@ -89,20 +84,6 @@ async def copy_rows(asyncpg_conn: Any, rows: Rows) -> None:
         await asyncpg_conn.copy_records_to_table(
             rows.table.name, records=rows.records, columns=list(rows.columns)
         )
-
-
-def sqlite_insert_all(conn: Any, parts: Sequence[Rows]) -> None:
-    """In the driver's thread: all `parts` in one write transaction (sqlite3 connection in
-    autocommit mode, as the engine configures it)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        for rows in parts:
-            if rows.records:
-                conn.executemany(rows.insert_sql, rows.records)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 async def execute_many(conn: AsyncConnection, sql: str, records: Sequence[tuple[Any, ...]]) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util import greenlet_spawn
 
-from gnomon.store._sql import Rows, copy_rows, sqlite_insert_all
-
 MIGRATIONS = Path(__file__).parent / "migrations"
+T = TypeVar("T")
 
 
 def _json_dumps(value: Any) -> str:
@@ -54,7 +53,7 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             # Every use of the writer ends its own transaction (begin() blocks, or
-            # insert_at_once's COMMIT/ROLLBACK), so no rollback round trip on return.
+            # driver_call's own COMMIT/ROLLBACK), so no rollback round trip on return.
             self.writer = self._engine(pool_size=1, max_overflow=0, pool_reset_on_return=None)
             self.reader = self._engine(pool_size=4, max_overflow=4)
             for engine, immediate in ((self.writer, True), (self.reader, False)):
@@ -94,19 +93,21 @@ class Database:
         async with self.writer.begin() as conn:
             yield conn
 
-    async def insert_at_once(self, parts: Sequence[Rows]) -> None:
-        """Bulk inserts into several tables in one transaction and one call to the driver —
-        no round trip per statement: the group commit's path."""
+    async def driver_call(
+        self,
+        sqlite_fn: Callable[..., T],
+        pg_fn: Callable[..., Awaitable[T]],
+        *args: Any,
+    ) -> T:
+        """One call to the driver on the writer connection, outside SQLAlchemy — no round trip
+        per statement: `sqlite_fn(sqlite3_connection, *args)` runs in aiosqlite's thread (one
+        hop; it must end its own transaction), `pg_fn(asyncpg_connection, *args)` on the loop."""
         pooled = await self.writer.raw_connection()  # the pool still serialises writers
         try:
-            driver = pooled.driver_connection
+            driver: Any = pooled.driver_connection
             if self.is_sqlite:
-                # aiosqlite runs the whole transaction in its thread, in one hop.
-                await driver._execute(sqlite_insert_all, driver._conn, parts)  # type: ignore[union-attr]
-            else:
-                async with driver.transaction():  # type: ignore[union-attr]
-                    for rows in parts:
-                        await copy_rows(driver, rows)
+                return await driver._execute(sqlite_fn, driver._conn, *args)
+            return await pg_fn(driver, *args)
         finally:
             await greenlet_spawn(pooled.close)
 

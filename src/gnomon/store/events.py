@@ -20,12 +20,6 @@ def new_rows(rows: Sequence[dict[str, Any]]) -> Rows:
     return Rows(events, COLUMNS, list(map(_record, rows)))
 
 
-def new_rows_like(event: dict[str, Any], run_ids: Sequence[str]) -> Rows:
-    """The same event for many runs."""
-    rest = _record(event)[1:]
-    return Rows(events, COLUMNS, [(run_id, *rest) for run_id in run_ids])
-
-
 async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     await bulk_insert(conn, new_rows(rows))
 

@@ -16,12 +16,14 @@ from gnomon.store._sql import (
     Rows,
     bulk_insert,
     chunks,
+    copy_rows,
     execute_many,
     for_update,
     mappings,
     upsert_insert,
 )
-from gnomon.store.schema import jobs, runs
+from gnomon.store.db import Database
+from gnomon.store.schema import events, jobs, runs
 
 # Columns a listing returns: everything but the (possibly large) output.
 LIST_COLUMNS = [c for c in runs.c if c.name != "output"]
@@ -83,6 +85,44 @@ def new_rows_like(
             for run_id, p, t in zip(ids, params, not_before, strict=True)
         ],
     )
+
+
+# New runs and their first event, written together, the event derived from the run's row:
+# SQLite selects the rowids above the highest before the insert (the write lock is held);
+# PostgreSQL gets both tables by COPY in one transaction.
+_FIRST_EVENT = ("run_id", "job_id", "space", "executor", "attempt", "state", "at")
+_FROM_RUN = ("id", "job_id", "space", "executor", "attempt", "state", "created_at")
+_SQLITE_FIRST_EVENTS = (
+    f"INSERT INTO {events.name} ({', '.join(_FIRST_EVENT)}) "
+    f"SELECT {', '.join(_FROM_RUN)} FROM runs WHERE rowid > ? ORDER BY rowid"
+)
+_first_event = operator.itemgetter(*(NEW_COLUMNS.index(c) for c in _FROM_RUN))
+
+
+def _sqlite_insert_new(conn: Any, rows: Rows) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        top = conn.execute("SELECT coalesce(max(rowid), 0) FROM runs").fetchone()[0]
+        conn.executemany(rows.insert_sql, rows.records)
+        conn.execute(_SQLITE_FIRST_EVENTS, (top,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+async def _pg_insert_new(conn: Any, rows: Rows) -> None:
+    first = Rows(events, _FIRST_EVENT, list(map(_first_event, rows.records)))
+    async with conn.transaction():
+        await copy_rows(conn, rows)
+        await copy_rows(conn, first)
+
+
+async def insert_new(db: Database, rows: Rows) -> None:
+    """New runs (from `new_rows`) and their first event, in one transaction and one call to
+    the driver: the group commit's path."""
+    if rows.records:
+        await db.driver_call(_sqlite_insert_new, _pg_insert_new, rows)
 
 
 async def insert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -179,12 +219,14 @@ async def claim(
     worker_id: str,
     lease_until: float,
     now: float,
+    spaces: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Claim due queued runs in one transaction, honouring job concurrency limits.
 
     `lanes` are (shell, limit) pairs: shell True takes only shell actions, False all others,
     None any — so an executor can bound its processes and its light work separately.
-    Returns the claimed runs with their job's `action`, `retry` and `job_name`.
+    Returns the claimed runs with their job's `action`, `retry`, `executor_options` and
+    `job_name`.
     """
     rows: list[Any] = []
     for shell, limit in lanes:
@@ -201,6 +243,8 @@ async def claim(
             .order_by(runs.c.not_before, runs.c.id)
             .limit(limit)
         )
+        if spaces is not None:
+            stmt = stmt.where(runs.c.space.in_(list(spaces)))
         if shell is not None:
             kind = jobs.c.action["type"].as_string()
             stmt = stmt.where(kind == "shell" if shell else kind != "shell")
@@ -224,7 +268,13 @@ async def claim(
         )
     )
     stmt = (
-        sa.select(*LIST_COLUMNS, jobs.c.action, jobs.c.retry, jobs.c.name.label("job_name"))
+        sa.select(
+            *LIST_COLUMNS,
+            jobs.c.action,
+            jobs.c.retry,
+            jobs.c.executor_options,
+            jobs.c.name.label("job_name"),
+        )
         .join(jobs, jobs.c.id == runs.c.job_id)
         .where(runs.c.id.in_(ids))
         .order_by(runs.c.not_before, runs.c.id)
@@ -289,7 +339,8 @@ async def transition(
     `worker_id` when given). Returns, for the runs that changed, MOVED_COLUMNS as they are now.
 
     Each change is a dict with `id`, `updated_at` (a stamp that tells which changes took) and
-    the columns to set; changes with the same columns go out as one executemany.
+    the columns to set, and optionally `while_attempt`: apply only while the run is still at
+    that attempt. Changes with the same keys go out as one executemany.
     """
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for change in changes:
@@ -297,16 +348,22 @@ async def transition(
     known = {c.name for c in runs.c}
     states = ", ".join(f"'{s}'" for s in from_states if s in {r.value for r in RunState})
     for keys, group in groups.items():
-        assert known.issuperset(keys), keys
+        guard = "while_attempt" in keys
+        cols = [k for k in keys if k != "while_attempt"]
+        assert known.issuperset(cols), cols
         sql = (
-            f"UPDATE runs SET {', '.join(f'{k} = ?' for k in keys)} "
+            f"UPDATE runs SET {', '.join(f'{k} = ?' for k in cols)} "
             f"WHERE id = ? AND state IN ({states})"
         )
-        if worker_id is None:
-            records = [(*(c[k] for k in keys), c["id"]) for c in group]
-        else:
+        if guard:
+            sql += " AND attempt = ?"
+        if worker_id is not None:
             sql += " AND worker_id = ?"
-            records = [(*(c[k] for k in keys), c["id"], worker_id) for c in group]
+        held = (worker_id,) if worker_id is not None else ()
+        records = [
+            (*(c[k] for k in cols), c["id"], *((c["while_attempt"],) if guard else ()), *held)
+            for c in group
+        ]
         await execute_many(conn, sql, records)
     # Which ones took: the rows now carry the `updated_at` stamp each change set.
     stamps = {c["id"]: c["updated_at"] for c in changes}

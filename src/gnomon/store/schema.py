@@ -84,6 +84,8 @@ jobs = sa.Table(
     sa.Column("app_id", sa.String(36)),
     # Fields a face keeps for its clients and gnomon does not interpret (disk_in_mb…).
     sa.Column("labels", JSON, nullable=False, server_default=sa.text("'{}'")),
+    # Per-executor settings, checked by domain.validate_executor_options (Slurm partition…).
+    sa.Column("executor_options", JSON, nullable=False, server_default=sa.text("'{}'")),
     # Names are unique per space among jobs without an app, per app among jobs of an app.
     sa.Index(
         "ux_jobs_space_name",
@@ -246,4 +248,32 @@ plans = sa.Table(
     sa.Column("created_at", Time, nullable=False),
     sa.Index("ix_plans_space", "space", "id"),
     sa.Index("ix_plans_parent", "parent_id"),
+)
+
+# Site agents, one row per (site, agent id): when first and last heard from.
+agents = sa.Table(
+    "agents",
+    metadata,
+    sa.Column("site", sa.String(64), primary_key=True),
+    sa.Column("agent_id", sa.String(64), primary_key=True),
+    sa.Column("first_seen_at", Time, nullable=False),
+    sa.Column("last_contact_at", Time, nullable=False),
+    sa.Column("claimed", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+# A window [start_at, end_at) of a site's time held by one owner (a token id or a JWT
+# subject); windows of one site never overlap.
+reservations = sa.Table(
+    "reservations",
+    metadata,
+    sa.Column("id", Id, primary_key=True),
+    sa.Column("space", sa.String(64), sa.ForeignKey("spaces.name"), nullable=False),
+    sa.Column("site", sa.String(64), nullable=False),
+    sa.Column("owner", sa.String(200), nullable=False),
+    sa.Column("owner_name", sa.String(200)),
+    sa.Column("start_at", Time, nullable=False),
+    sa.Column("end_at", Time, nullable=False),
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Index("ix_reservations_site", "site", "start_at"),
 )

@@ -9,13 +9,38 @@ from fastapi import APIRouter, Depends, Query, Request
 from sse_starlette import EventSourceResponse
 
 from gnomon.api import present
-from gnomon.api.deps import principal, service
+from gnomon.api.deps import principal, principal_of, service
+from gnomon.api.present import JSON, iso
 from gnomon.domain import Principal
 from gnomon.service import Service
 from gnomon.service.access import readable_spaces
 
 MAX_ID = 2**63 - 1
 router = APIRouter(tags=["events"])
+
+
+async def caller(
+    request: Request,
+    ticket: str | None = Query(
+        None,
+        max_length=200,
+        description="From POST /v1/events/ticket, for clients that "
+        "cannot send an Authorization header (EventSource).",
+    ),
+) -> Principal:
+    if ticket is not None:
+        return await request.app.state.svc.access.redeem_ticket(ticket)
+    return await principal_of(request)
+
+
+@router.post("/v1/events/ticket", status_code=201)
+async def events_ticket(
+    who: Principal = Depends(principal), svc: Service = Depends(service)
+) -> JSON:
+    """A ticket for `GET /v1/events?ticket=…` as this token, valid for a minute (only to open
+    the stream: an open stream stays open)."""
+    ticket, expires = await svc.access.issue_ticket(who)
+    return JSON({"ticket": ticket, "expires_at": iso(expires)}, status_code=201)
 
 
 @router.get("/v1/events")
@@ -26,14 +51,15 @@ async def events(
     run: str | None = Query(None, max_length=26),
     site: str | None = Query(None, max_length=64),
     after: int | None = Query(None, ge=0, le=MAX_ID, description="Resume after this event id."),
-    who: Principal = Depends(principal),
+    who: Principal = Depends(caller),
     svc: Service = Depends(service),
 ) -> EventSourceResponse:
     """Each event: `id` (resume with Last-Event-ID), `event: run`, data = the transition."""
     resume = request.headers.get("last-event-id", "")
     if after is None and resume.isdigit() and int(resume) <= MAX_ID:
         after = int(resume)
-    start = after
+    # "From now" is fixed before the answer starts, so nothing after it can be missed.
+    start = after if after is not None else await svc.events.last_id()
     feed = svc.events.follow(
         spaces=readable_spaces(who, space),
         after=start,

@@ -15,7 +15,7 @@ import httpx
 import orjson
 
 from gnomon.abc import Attempt, Executor, Outcome
-from gnomon.domain import RunState
+from gnomon.domain import RunState, secret_env, shell_command
 
 KILL_GRACE_S = 2.0
 HTTP_DEFAULT_TIMEOUT_S = 60.0
@@ -84,6 +84,12 @@ class Watchdog:
             self._proc = None
 
 
+def inherited_env() -> dict[str, str]:
+    """The server's environment, as commands inherit it: without the named secrets (a command
+    gets those it asks for, by name)."""
+    return {k: v for k, v in os.environ.items() if k != "GNOMON_SECRETS"}
+
+
 def param_env(params: dict[str, Any]) -> dict[str, str]:
     """Run parameters as environment variables: PARAM_<NAME>=value (JSON for non-strings)."""
     out = {}
@@ -96,9 +102,10 @@ def param_env(params: dict[str, Any]) -> dict[str, str]:
 class LocalExecutor(Executor):
     name = "local"
 
-    def __init__(self) -> None:
+    def __init__(self, secrets: dict[str, str] | None = None) -> None:
         self._http: httpx.AsyncClient | None = None
         self._watchdog = Watchdog()
+        self._secrets = secrets or {}
 
     async def execute(self, attempt: Attempt) -> Outcome:
         kind = attempt.action["type"]
@@ -132,15 +139,20 @@ class LocalExecutor(Executor):
 
     async def _shell(self, attempt: Attempt) -> Outcome:
         action, run = attempt.action, attempt.run
+        try:
+            command = shell_command(action, attempt.params)
+            secrets = secret_env(action, self._secrets)
+        except KeyError as exc:
+            return Outcome(RunState.failed, message=f"cannot start: missing {exc.args[0]}")
         env = {
-            **os.environ,
+            **inherited_env(),
             **action.get("env", {}),
             **param_env(attempt.params),
+            **secrets,
             "GNOMON_RUN_ID": run["id"],
             "GNOMON_JOB_ID": run["job_id"],
             "GNOMON_ATTEMPT": str(run["attempt"]),
         }
-        command = action["command"]
         spawn = dict(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,

@@ -1,0 +1,114 @@
+"""The TSM batch face (tsm-basic-demo-scheduler): `POST /<template>/run`, `GET /health`.
+
+A thin translator onto job templates: the body's keys are the template's parameters; the
+answer is the original envelope `{code, err, out}` — sbatch's exit code, its stderr and its
+stdout — plus `job_id` (Slurm's) and `run_id` (gnomon's), always JSON. It answers once the
+executor has submitted the job. Bad input is a 400 in the same envelope naming the problem;
+an sbatch refusal is a 500 carrying sbatch's own message. Like the original it asks for no
+token: it acts in `GNOMON_TSM_SPACE` as a developer, on templates that list the face
+(`faces = ["tsm"]`) only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.datastructures import State
+from starlette.types import ASGIApp
+
+from gnomon.api.compat.mount import FaceMount
+from gnomon.api.present import JSON
+from gnomon.config import Settings
+from gnomon.domain import Principal, Role
+from gnomon.errors import GnomonError
+from gnomon.service import Service
+
+FACE = "tsm"
+SUBMIT_WAIT_S = 30.0
+
+
+def envelope(
+    status: int,
+    *,
+    code: int = -1,
+    err: str = "",
+    out: str = "",
+    job_id: int | str | None = None,
+    run_id: str | None = None,
+) -> JSON:
+    body = {"code": code, "err": err, "out": out, "job_id": job_id, "run_id": run_id}
+    return JSON(body, status_code=status)
+
+
+def create_face(state: State, settings: Settings) -> FastAPI:
+    face = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    face.state = state
+    who = Principal(token_id="face:tsm", name="tsm", roles={settings.tsm_space: Role.developer})
+    limit = settings.max_body_bytes
+
+    @face.get("/health")
+    async def health() -> JSON:
+        return JSON({"status": "ok"})
+
+    @face.post("/{name}/run")
+    async def run(name: str, request: Request) -> JSON:
+        svc: Service = request.app.state.svc
+        template = svc.templates.by_name.get(name)
+        if template is None or FACE not in template.faces:
+            return envelope(404, err=f"no endpoint /{name}/run")
+        body = await request.body()
+        if len(body) > limit:
+            return envelope(413, err=f"body larger than {limit} bytes")
+        try:
+            params: Any = json.loads(body) if body.strip() else None
+        except ValueError:
+            return envelope(400, err="the body is not valid JSON")
+        if not isinstance(params, dict):
+            return envelope(400, err="the body must be a JSON object of parameters")
+        try:
+            run = await svc.templates.trigger(who, name, params)
+        except GnomonError as exc:
+            status = 400 if exc.status in (400, 422) else exc.status
+            return envelope(status, err=exc.message)
+        done = await svc.templates.handed_on(run["id"], SUBMIT_WAIT_S)
+        if done is None:
+            return envelope(
+                503,
+                err=f"the run is queued but no {template.executor} executor submitted it "
+                f"within {SUBMIT_WAIT_S:g}s",
+                run_id=run["id"],
+            )
+        if done["external_id"]:
+            job = done["external_id"]
+            return envelope(
+                200,
+                code=0,
+                out=f"Submitted batch job {job}\n",
+                job_id=int(job) if job.isdigit() else job,
+                run_id=run["id"],
+            )
+        return envelope(
+            500,
+            code=done["exit_code"] if done["exit_code"] is not None else 1,
+            err=done["message"] or f"the run ended {done['state']}",
+            run_id=run["id"],
+        )
+
+    @face.exception_handler(404)
+    async def _missing(request: Request, exc: Exception) -> JSON:
+        return envelope(404, err=f"no route {request.method} {request.url.path}")
+
+    @face.exception_handler(405)
+    async def _method(request: Request, exc: Exception) -> JSON:
+        return envelope(405, err=f"method {request.method} not allowed here")
+
+    return face
+
+
+def mount(app: ASGIApp, state: State, settings: Settings) -> ASGIApp:
+    """`app` with the TSM face at its prefix (none when the prefix is '')."""
+    if not settings.tsm_prefix:
+        return app
+    return FaceMount(app, create_face(state, settings), prefix=settings.tsm_prefix, hosts=[])

@@ -1,0 +1,82 @@
+"""What the dashboard shows: the ledger summed up for the spaces a caller may read."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from gnomon.domain import Principal, RunState
+from gnomon.service.access import readable_spaces
+from gnomon.store import stats as store
+
+if TYPE_CHECKING:
+    from gnomon.service import Service
+
+FAILED = ("failed", "timed_out", "lost")
+SITE = "site:"
+
+
+class Stats:
+    def __init__(self, svc: Service):
+        self.svc = svc
+
+    async def summary(
+        self,
+        who: Principal,
+        *,
+        space: str | None = None,
+        window_s: int = 3600,
+        buckets: int = 12,
+        missed: int = 10,
+    ) -> dict[str, Any]:
+        """Runs by state now; queue depth per executor and per site; finished runs per bucket
+        over the last `window_s`, with the failure rate; the latest missed slots."""
+        spaces = readable_spaces(who, space)
+        now = time.time()
+        bucket_s = window_s / buckets
+        since = now - window_s
+        async with self.svc.db.read() as conn:
+            counts = await store.counts(conn, spaces)
+            done = await store.finished(conn, spaces, since, bucket_s)
+            latest = await store.recent_fires(conn, spaces, "missed", missed)
+            missed_total = await store.fire_total(conn, spaces, "missed")
+        by_state = {s.value: 0 for s in RunState}
+        executors: dict[str, dict[str, int]] = {}
+        for executor, state, n in counts:
+            by_state[state] = by_state.get(state, 0) + n
+            row = executors.setdefault(executor, {"queued": 0, "active": 0})
+            if state in ("pending", "queued"):
+                row["queued"] += n
+            elif state in ("claimed", "running"):
+                row["active"] += n
+        series = [
+            {"start": since + i * bucket_s, "succeeded": 0, "failed": 0, "other": 0}
+            for i in range(buckets)
+        ]
+        for index, state, n in done:
+            slot = series[min(max(index, 0), buckets - 1)]
+            key = state if state == "succeeded" else "failed" if state in FAILED else "other"
+            slot[key] += n
+        finished = sum(b["succeeded"] + b["failed"] + b["other"] for b in series)
+        failed = sum(b["failed"] for b in series)
+        queues = [
+            {"executor": e, **c} for e, c in sorted(executors.items()) if c["queued"] or c["active"]
+        ]
+        return {
+            "at": now,
+            "runs": by_state,
+            "queues": [q for q in queues if not q["executor"].startswith(SITE)],
+            "sites": [
+                {"site": q["executor"][len(SITE) :], "queued": q["queued"], "active": q["active"]}
+                for q in queues
+                if q["executor"].startswith(SITE)
+            ],
+            "window_s": window_s,
+            "bucket_s": bucket_s,
+            "throughput": series,
+            "finished": finished,
+            "failed": failed,
+            "failure_rate": failed / finished if finished else 0.0,
+            "missed_total": missed_total,
+            "missed": latest,
+        }

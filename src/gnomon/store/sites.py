@@ -1,0 +1,274 @@
+"""Site queues: claims in one statement, the agents seen, reservations of a site's time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from gnomon.store._sql import chunks, is_postgres, mappings, upsert_insert
+from gnomon.store.runs import LIST_COLUMNS
+from gnomon.store.schema import agents, jobs, reservations, runs
+
+SITE_PREFIX = "site:"
+
+
+def _claimed_values(worker_id: str, lease_until: float, now: float) -> dict[str, Any]:
+    return {
+        "state": "claimed",
+        "worker_id": worker_id,
+        "lease_expires_at": lease_until,
+        "claimed_at": now,
+        "updated_at": now,
+        "output": "",  # a new attempt starts a new log
+        "output_size": 0,
+    }
+
+
+async def claim(
+    conn: AsyncConnection,
+    *,
+    executor: str,
+    spaces: Sequence[str] | None,
+    limit: int,
+    worker_id: str,
+    lease_until: float,
+    now: float,
+    jobs_known: Callable[[str], dict[str, Any] | None] | None = None,
+) -> list[dict[str, Any]]:
+    """Claim up to `limit` due queued runs of one executor, oldest first, in ONE statement
+    (UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) on PostgreSQL; on SQLite the
+    writer's BEGIN IMMEDIATE serialises it). Runs of jobs with a concurrency limit are left
+    for `store.runs.claim`, which counts what they hold.
+
+    Returns the claimed runs with their job's `action`, `retry` and `job_name` (on SQLite
+    from `jobs_known` where it knows them, else read).
+    """
+    pick = (
+        sa.select(runs.c.id)
+        .join(jobs, jobs.c.id == runs.c.job_id)
+        .where(
+            runs.c.state == "queued",
+            runs.c.executor == executor,
+            runs.c.not_before <= now,
+            jobs.c.concurrency["max_running"].as_string().is_(None),
+        )
+        .order_by(runs.c.not_before, runs.c.id)
+        .limit(limit)
+    )
+    if spaces is not None:
+        pick = pick.where(runs.c.space.in_(list(spaces)))
+    values = _claimed_values(worker_id, lease_until, now)
+    if is_postgres(conn):
+        pick = pick.with_for_update(skip_locked=True, of=runs)
+        stmt = (
+            sa.update(runs)
+            .where(runs.c.id.in_(pick.scalar_subquery()), runs.c.job_id == jobs.c.id)
+            .values(values)
+            .returning(*LIST_COLUMNS, jobs.c.action, jobs.c.retry, jobs.c.name.label("job_name"))
+        )
+        rows = mappings(await conn.execute(stmt))
+    else:
+        stmt = (
+            sa.update(runs)
+            .where(runs.c.id.in_(pick.scalar_subquery()))
+            .values(values)
+            .returning(*LIST_COLUMNS)
+        )
+        rows = mappings(await conn.execute(stmt))
+        known = {}
+        for job_id in {r["job_id"] for r in rows}:
+            fields = jobs_known(job_id) if jobs_known else None
+            if fields is not None:
+                known[job_id] = fields
+        if missing := {r["job_id"] for r in rows} - set(known):
+            known |= await job_fields(conn, missing)
+        for r in rows:
+            r.update(known[r["job_id"]])
+    rows.sort(key=lambda r: (r["not_before"], r["id"]))
+    return rows
+
+
+async def job_fields(conn: AsyncConnection, ids: set[str]) -> dict[str, dict[str, Any]]:
+    """What a claimed run carries of its job: action, retry policy, name."""
+    stmt = sa.select(jobs.c.id, jobs.c.action, jobs.c.retry, jobs.c.name).where(
+        jobs.c.id.in_(list(ids))
+    )
+    return {
+        r.id: {"action": r.action, "retry": r.retry, "job_name": r.name}
+        for r in await conn.execute(stmt)
+    }
+
+
+async def take(
+    conn: AsyncConnection, run_id: str, *, worker_id: str, lease_until: float, now: float
+) -> bool:
+    """Claim one named queued run (a site reporting on a job it never polled for)."""
+    stmt = (
+        sa.update(runs)
+        .where(runs.c.id == run_id, runs.c.state == "queued")
+        .values(_claimed_values(worker_id, lease_until, now))
+    )
+    return (await conn.execute(stmt)).rowcount > 0
+
+
+async def get_for_report(conn: AsyncConnection, run_id: str) -> dict[str, Any] | None:
+    """A run with its output and its job's retry policy, locked for this transaction."""
+    stmt = (
+        sa.select(*runs.c, jobs.c.retry)
+        .join(jobs, jobs.c.id == runs.c.job_id)
+        .where(runs.c.id == run_id)
+    )
+    if is_postgres(conn):
+        stmt = stmt.with_for_update(of=runs)
+    row = (await conn.execute(stmt)).first()
+    return dict(row._mapping) if row else None
+
+
+async def extend_leases(conn: AsyncConnection, executor_prefix: str, lease_until: float) -> int:
+    """Push every held lease of these executors to at least `lease_until`."""
+    stmt = (
+        sa.update(runs)
+        .where(
+            runs.c.state.in_(("claimed", "running")),
+            runs.c.executor.startswith(executor_prefix, autoescape=True),
+            runs.c.lease_expires_at < lease_until,
+        )
+        .values(lease_expires_at=lease_until)
+    )
+    return (await conn.execute(stmt)).rowcount
+
+
+async def active_runs(
+    conn: AsyncConnection, executor: str, spaces: Sequence[str] | None, job_id: str | None
+) -> list[dict[str, Any]]:
+    stmt = sa.select(*LIST_COLUMNS).where(
+        runs.c.executor == executor,
+        runs.c.state.in_(("pending", "queued", "claimed", "running")),
+    )
+    if spaces is not None:
+        stmt = stmt.where(runs.c.space.in_(list(spaces)))
+    if job_id is not None:
+        stmt = stmt.where(runs.c.job_id == job_id)
+    return mappings(await conn.execute(stmt))
+
+
+# --- agents ---------------------------------------------------------------------------------
+
+
+async def seen(
+    conn: AsyncConnection, site: str, agent_id: str, now: float, claimed: int = 0
+) -> None:
+    """Record contact from an agent (and how many runs it just claimed)."""
+    stmt = upsert_insert(conn, agents).values(
+        site=site, agent_id=agent_id, first_seen_at=now, last_contact_at=now, claimed=claimed
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["site", "agent_id"],
+        set_={
+            "last_contact_at": stmt.excluded.last_contact_at,
+            "claimed": agents.c.claimed + stmt.excluded.claimed,
+        },
+    )
+    await conn.execute(stmt)
+
+
+async def agents_of(conn: AsyncConnection, sites: Sequence[str] | None) -> list[dict[str, Any]]:
+    stmt = sa.select(agents).order_by(agents.c.site, agents.c.last_contact_at.desc())
+    if sites is not None:
+        stmt = stmt.where(agents.c.site.in_(list(sites)))
+    return mappings(await conn.execute(stmt))
+
+
+# --- what a site has ------------------------------------------------------------------------
+
+
+async def site_names(conn: AsyncConnection, spaces: Sequence[str] | None) -> list[str]:
+    """Sites that live jobs (in these spaces) name, and sites agents have polled."""
+    stmt = (
+        sa.select(jobs.c.executor)
+        .distinct()
+        .where(jobs.c.executor.startswith(SITE_PREFIX), jobs.c.deleted_at.is_(None))
+    )
+    if spaces is not None:
+        stmt = stmt.where(jobs.c.space.in_(list(spaces)))
+    names = {r[0][len(SITE_PREFIX) :] for r in await conn.execute(stmt)}
+    if spaces is None:
+        names |= {r[0] for r in await conn.execute(sa.select(agents.c.site).distinct())}
+    return sorted(names)
+
+
+async def counts(
+    conn: AsyncConnection, sites: Sequence[str], spaces: Sequence[str] | None
+) -> dict[str, dict[str, int]]:
+    """Per site: runs queued (due or not), claimed and running."""
+    out: dict[str, dict[str, int]] = {}
+    for part in chunks(list(sites)):
+        stmt = (
+            sa.select(runs.c.executor, runs.c.state, sa.func.count())
+            .where(
+                runs.c.executor.in_([SITE_PREFIX + s for s in part]),
+                runs.c.state.in_(("queued", "claimed", "running")),
+            )
+            .group_by(runs.c.executor, runs.c.state)
+        )
+        if spaces is not None:
+            stmt = stmt.where(runs.c.space.in_(list(spaces)))
+        for executor, state, n in await conn.execute(stmt):
+            out.setdefault(executor[len(SITE_PREFIX) :], {})[state] = n
+    return out
+
+
+# --- reservations ---------------------------------------------------------------------------
+
+
+async def lock_site(conn: AsyncConnection, site: str) -> None:
+    """Serialise reservation changes of one site (SQLite's writer already is serial)."""
+    if is_postgres(conn):
+        key = sa.func.hashtext("reservations:" + site)
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
+async def overlapping(
+    conn: AsyncConnection, site: str, start: float, end: float
+) -> list[dict[str, Any]]:
+    stmt = sa.select(reservations).where(
+        reservations.c.site == site,
+        reservations.c.start_at < end,
+        reservations.c.end_at > start,
+    )
+    return mappings(await conn.execute(stmt))
+
+
+async def insert_reservation(conn: AsyncConnection, row: dict[str, Any]) -> None:
+    await conn.execute(reservations.insert().values(row))
+
+
+async def get_reservation(conn: AsyncConnection, res_id: str) -> dict[str, Any] | None:
+    row = (await conn.execute(sa.select(reservations).where(reservations.c.id == res_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def delete_reservation(conn: AsyncConnection, res_id: str) -> bool:
+    stmt = sa.delete(reservations).where(reservations.c.id == res_id)
+    return (await conn.execute(stmt)).rowcount > 0
+
+
+async def list_reservations(
+    conn: AsyncConnection,
+    *,
+    site: str | None,
+    spaces: Sequence[str] | None,
+    ending_after: float | None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    stmt = sa.select(reservations).order_by(reservations.c.start_at, reservations.c.id).limit(limit)
+    if site is not None:
+        stmt = stmt.where(reservations.c.site == site)
+    if spaces is not None:
+        stmt = stmt.where(reservations.c.space.in_(list(spaces)))
+    if ending_after is not None:
+        stmt = stmt.where(reservations.c.end_at > ending_after)
+    return mappings(await conn.execute(stmt))
