@@ -29,9 +29,33 @@ def _time_prefix() -> str:
     return _prefix[1]
 
 
+_pool = b""
+POOL_BYTES = 16 * 256
+
+
+def _random_chars(count: int) -> str:
+    """`count` random base32 characters, drawn from a pool refilled 4 KiB at a time (one
+    system call for many single submissions)."""
+    global _pool
+    if count > len(_pool):
+        if count > POOL_BYTES:
+            return os.urandom(count).translate(_TO_BASE32).decode()
+        _pool = os.urandom(POOL_BYTES)
+    chunk, _pool = _pool[:count], _pool[count:]
+    return chunk.translate(_TO_BASE32).decode()
+
+
+def _forget_pool() -> None:
+    global _pool
+    _pool = b""  # a forked child must not draw the same randomness as its parent
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def new_ids(n: int) -> list[str]:
-    """`n` ULIDs sharing this millisecond's timestamp, 80 random bits each — one system call
-    for the whole batch (the hot path of bulk submissions and schedule firing)."""
+    """`n` ULIDs sharing this millisecond's timestamp, 80 random bits each (the hot path of
+    submissions and schedule firing)."""
     prefix = _time_prefix()
-    rnd = os.urandom(16 * n).translate(_TO_BASE32).decode()
+    rnd = _random_chars(16 * n)
     return [prefix + rnd[i : i + 16] for i in range(0, 16 * n, 16)]

@@ -15,7 +15,7 @@ from starlette.types import ASGIApp
 
 from gnomon.api import ui
 from gnomon.api.compat import pcf, photonranch, schedule_api, tsm
-from gnomon.api.compat.mount import FaceMount
+from gnomon.api.compat.mount import FaceMount, face
 from gnomon.api.fastlane import SubmitFastLane
 from gnomon.api.guard import RequestGuard
 from gnomon.api.present import JSON
@@ -130,15 +130,16 @@ def create_app(settings: Settings | None = None, *, engine: bool = True) -> Fast
 
 def asgi_app(settings: Settings | None = None) -> ASGIApp:
     """What `gnomon serve` runs: the submission fast lane, the guard, then the API — outside
-    the framework's own middleware, so the hottest route pays for none of it. The Cloud
-    Foundry scheduler face sits beside it, at its prefix and on its hosts."""
+    the framework's own middleware, so the hottest route pays for none of it. The compat
+    faces sit beside it, each at its prefix (and the Cloud Foundry one on its hosts)."""
     settings = settings or Settings()
     app = create_app(settings)
     limit = settings.max_body_bytes
     native = SubmitFastLane(RequestGuard(app, limit=limit), state=app.state, limit=limit)
-    native = photonranch.mount(native, app.state, settings)
-    native = tsm.mount(native, app.state, settings)
-    if not (settings.pcf_prefix or settings.pcf_hosts):
-        return native
-    face = pcf.blank_errors(RequestGuard(pcf.create_face(app.state), limit=limit))
-    return FaceMount(native, face, prefix=settings.pcf_prefix, hosts=settings.pcf_hosts)
+    cf = pcf.blank_errors(RequestGuard(pcf.create_face(app.state), limit=limit))
+    faces = [
+        face(cf, settings.pcf_prefix, settings.pcf_hosts),
+        photonranch.mounted(app.state, settings),
+        tsm.mounted(app.state, settings),
+    ]
+    return FaceMount(native, faces)

@@ -32,15 +32,23 @@ def _second(s: int) -> str:
     )
 
 
+_last_iso: tuple[float, str] = (math.nan, "")
+
+
 def iso(t: float | None) -> str | None:
-    """RFC 3339 UTC to the microsecond (hot: several per run shown)."""
+    """RFC 3339 UTC to the microsecond (hot: several per run shown, often the same instant)."""
+    global _last_iso
     if t is None:
         return None
+    if _last_iso[0] == t:
+        return _last_iso[1]
     s = math.floor(t)
     us = round((t - s) * 1e6)
     if us == 1_000_000:
         s, us = s + 1, 0
-    return f"{_second(s)}.{us:06d}Z"
+    text = f"{_second(s)}.{us:06d}Z"
+    _last_iso = (t, text)
+    return text
 
 
 def parse_time(value: str | None, field: str) -> float | None:
@@ -69,12 +77,17 @@ RUN_TIMES = (
 )
 
 
+_RUN_TIMES = frozenset(RUN_TIMES)
+_RUN_HIDDEN = frozenset(("output", "action", "retry", "job_name"))
+
+
 def run(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if k not in ("output", "action", "retry", "job_name")}
-    for k in RUN_TIMES:
-        if k in out:
-            out[k] = iso(out[k])
-    return out
+    """A run as the API shows it (hot: one pass over the row)."""
+    return {
+        k: iso(v) if v is not None and k in _RUN_TIMES else v
+        for k, v in row.items()
+        if k not in _RUN_HIDDEN
+    }
 
 
 def job(row: dict[str, Any]) -> dict[str, Any]:

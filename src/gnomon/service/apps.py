@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, Invalid, NotFound
+from gnomon.service import reads
 from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
 from gnomon.specs import AppSpec
 from gnomon.store import access as access_store
@@ -17,8 +18,6 @@ from gnomon.store import apps as store
 
 if TYPE_CHECKING:
     from gnomon.service import Service
-
-PAGE_MAX = 1000
 
 
 def in_context(
@@ -109,13 +108,9 @@ class Apps:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        spaces = readable_spaces(who, space)
-        limit = max(1, min(limit, PAGE_MAX))
-        async with self.svc.db.read() as conn:
-            items = await store.list_(conn, spaces=spaces, cursor=cursor, limit=limit + 1)
-        if len(items) > limit:
-            return items[:limit], items[limit - 1]["id"]
-        return items, None
+        return await reads.listing(
+            self.svc, store.list_, who, space=space, cursor=cursor, limit=limit
+        )
 
     async def by_ids(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Apps by id, deleted ones included; for presenting jobs already read."""
@@ -148,5 +143,5 @@ class Apps:
                 spaces=spaces,
                 action_type=action_type,
                 offset=offset,
-                limit=max(1, min(limit, PAGE_MAX * 5)),
+                limit=max(1, min(limit, reads.PAGE_MAX * 5)),
             )

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 from gnomon.domain import Principal, Role, validate_executor_options
 from gnomon.errors import Conflict, Invalid, NotFound
 from gnomon.ids import new_id
-from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
+from gnomon.service import reads
+from gnomon.service.access import DEFAULT_SPACE, require
 from gnomon.service.apps import in_context
 from gnomon.specs import JobPatch, JobSpec
 from gnomon.store import access as access_store
@@ -19,8 +20,6 @@ from gnomon.store import schedules as schedule_store
 
 if TYPE_CHECKING:
     from gnomon.service import Service
-
-PAGE_MAX = 1000
 
 
 def executor_options(executor: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -123,19 +122,17 @@ class Jobs:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        spaces = readable_spaces(who, space)
-        limit = max(1, min(limit, PAGE_MAX))
-        async with self.svc.db.read() as conn:
-            items = await store.list_(
-                conn,
-                spaces=spaces,
-                name=name,
-                search=search,
-                executor=executor,
-                cursor=cursor,
-                limit=limit + 1,
-            )
-        return page(items, limit)
+        return await reads.listing(
+            self.svc,
+            store.list_,
+            who,
+            space=space,
+            cursor=cursor,
+            limit=limit,
+            name=name,
+            search=search,
+            executor=executor,
+        )
 
     async def update(self, who: Principal, job_id: str, patch: JobPatch) -> dict[str, Any]:
         job = await self.get(who, job_id, Role.developer)
@@ -176,10 +173,3 @@ class Jobs:
         await self.svc.schedules.withdraw_early_runs(schedule_ids, now)
         self._cache.pop(job_id, None)
         self.svc.signals.schedules.fire()
-
-
-def page(items: list[dict[str, Any]], limit: int, key: str = "id") -> tuple[list, str | None]:
-    """Trim a limit+1 fetch to a page and its next cursor."""
-    if len(items) > limit:
-        return items[:limit], items[limit - 1][key]
-    return items, None

@@ -15,8 +15,8 @@ from gnomon.plans.policy import Block, Context, PolicyError, merge
 from gnomon.plans.script import sorunlib_block
 from gnomon.plans.specs import DispatchSpec, PlanRevision, PlanSpec
 from gnomon.plans.verify import verify
-from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
-from gnomon.service.jobs import PAGE_MAX, page
+from gnomon.service import reads
+from gnomon.service.access import DEFAULT_SPACE, require
 from gnomon.specs import JobSpec, RunRequest
 from gnomon.store import access as access_store
 from gnomon.store import plans as store
@@ -121,12 +121,7 @@ class Plans:
         return row
 
     async def get(self, who: Principal, plan_id: str, role: Role = Role.viewer) -> dict[str, Any]:
-        async with self.svc.db.read() as conn:
-            plan = await store.get(conn, plan_id)
-        if plan is None:
-            raise NotFound(f"plan '{plan_id}' not found")
-        require(who, plan["space"], role)
-        return plan
+        return await reads.one(self.svc, store.get, plan_id, "plan", who, role)
 
     async def list(
         self,
@@ -137,13 +132,9 @@ class Plans:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        spaces = readable_spaces(who, space)
-        limit = max(1, min(limit, PAGE_MAX))
-        async with self.svc.db.read() as conn:
-            items = await store.list_(
-                conn, spaces=spaces, parent_id=parent_id, cursor=cursor, limit=limit + 1
-            )
-        return page(items, limit)
+        return await reads.listing(
+            self.svc, store.list_, who, space=space, cursor=cursor, limit=limit, parent_id=parent_id
+        )
 
     async def diff(self, who: Principal, a_id: str, b_id: str) -> dict[str, Any]:
         a = await self.get(who, a_id)

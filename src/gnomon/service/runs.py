@@ -20,11 +20,10 @@ from gnomon.domain import (
     retry_policy,
     should_retry,
 )
-from gnomon.errors import Conflict, NotFound
+from gnomon.errors import Conflict
 from gnomon.ids import new_ids
-from gnomon.service import ledger
-from gnomon.service.access import readable_spaces, require
-from gnomon.service.jobs import PAGE_MAX, page
+from gnomon.service import ledger, reads
+from gnomon.service.access import require
 from gnomon.specs import RunRequest
 from gnomon.store import events as event_store
 from gnomon.store import runs as store
@@ -212,12 +211,7 @@ class Runs:
     # --- read -----------------------------------------------------------------------------
 
     async def get(self, who: Principal, run_id: str, *, output: bool = False) -> dict[str, Any]:
-        async with self.svc.db.read() as conn:
-            run = await store.get(conn, run_id, output=output)
-        if run is None:
-            raise NotFound(f"run '{run_id}' not found")
-        require(who, run["space"], Role.viewer)
-        return run
+        return await reads.one(self.svc, store.get, run_id, "run", who, output=output)
 
     async def list(
         self,
@@ -232,22 +226,20 @@ class Runs:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        spaces = readable_spaces(who, space)
-        limit = max(1, min(limit, PAGE_MAX))
-        async with self.svc.db.read() as conn:
-            items = await store.list_(
-                conn,
-                spaces=spaces,
-                job_id=job_id,
-                schedule_id=schedule_id,
-                states=states,
-                executor=executor,
-                # Times are shown to the microsecond: "since" a shown time includes that run.
-                since=None if since is None else since - 5e-7,
-                cursor=cursor,
-                limit=limit + 1,
-            )
-        return page(items, limit)
+        return await reads.listing(
+            self.svc,
+            store.list_,
+            who,
+            space=space,
+            cursor=cursor,
+            limit=limit,
+            job_id=job_id,
+            schedule_id=schedule_id,
+            states=states,
+            executor=executor,
+            # Times are shown to the microsecond: "since" a shown time includes that run.
+            since=None if since is None else since - 5e-7,
+        )
 
     async def history(self, who: Principal, run_id: str) -> list[dict[str, Any]]:
         await self.get(who, run_id)

@@ -20,9 +20,7 @@ from gnomon import cron
 from gnomon.domain import Catchup, FireStatus, Overlap, Principal, Role
 from gnomon.errors import Invalid, NotFound
 from gnomon.ids import new_id, new_ids
-from gnomon.service import ledger
-from gnomon.service.access import readable_spaces, require
-from gnomon.service.jobs import PAGE_MAX, page
+from gnomon.service import ledger, reads
 from gnomon.service.runs import new_run
 from gnomon.specs import SchedulePatch, ScheduleSpec
 from gnomon.store import events as event_store
@@ -127,12 +125,7 @@ class Schedules:
         return next_fire_at
 
     async def get(self, who: Principal, schedule_id: str, role: Role = Role.viewer) -> dict:
-        async with self.svc.db.read() as conn:
-            row = await store.get(conn, schedule_id)
-        if row is None:
-            raise NotFound(f"schedule '{schedule_id}' not found")
-        require(who, row["space"], role)
-        return row
+        return await reads.one(self.svc, store.get, schedule_id, "schedule", who, role)
 
     async def list(
         self,
@@ -143,13 +136,9 @@ class Schedules:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        spaces = readable_spaces(who, space)
-        limit = max(1, min(limit, PAGE_MAX))
-        async with self.svc.db.read() as conn:
-            items = await store.list_(
-                conn, spaces=spaces, job_id=job_id, cursor=cursor, limit=limit + 1
-            )
-        return page(items, limit)
+        return await reads.listing(
+            self.svc, store.list_, who, space=space, cursor=cursor, limit=limit, job_id=job_id
+        )
 
     async def update(self, who: Principal, schedule_id: str, patch: SchedulePatch) -> dict:
         row = await self.get(who, schedule_id, Role.developer)
@@ -236,7 +225,9 @@ class Schedules:
     ) -> list[dict[str, Any]]:
         await self.get(who, schedule_id)
         async with self.svc.db.read() as conn:
-            return await store.list_fires(conn, schedule_id, status, max(1, min(limit, PAGE_MAX)))
+            return await store.list_fires(
+                conn, schedule_id, status, max(1, min(limit, reads.PAGE_MAX))
+            )
 
     async def next_due_at(self) -> float | None:
         async with self.svc.db.read() as conn:

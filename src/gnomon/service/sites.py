@@ -154,7 +154,7 @@ class Sites:
                 jobs_known=self._job_fields,
             )
             if len(claimed) < limit:  # runs of jobs with a concurrency limit
-                claimed += await run_store.claim(
+                limited = await run_store.claim(
                     conn,
                     executors=[executor],
                     lanes=[(None, limit - len(claimed))],
@@ -163,7 +163,10 @@ class Sites:
                     now=now,
                     spaces=spaces,
                 )
-            await event_store.append(conn, [ledger.event_for(r, "claimed", now) for r in claimed])
+                await event_store.append(
+                    conn, [ledger.event_for(r, "claimed", now) for r in limited]
+                )
+                claimed += limited
             self._remember_fields(claimed)
             if len(claimed) == limit:
                 self._busy[executor] = time.monotonic() + BUSY_S

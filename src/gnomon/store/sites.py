@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gnomon.store._sql import chunks, is_postgres, mappings, upsert_insert
 from gnomon.store.runs import LIST_COLUMNS
-from gnomon.store.schema import agents, jobs, reservations, runs
+from gnomon.store.schema import agents, events, jobs, reservations, runs
 
 SITE_PREFIX = "site:"
 
@@ -27,6 +27,16 @@ def _claimed_values(worker_id: str, lease_until: float, now: float) -> dict[str,
     }
 
 
+CLAIMED_EVENT = ["run_id", "job_id", "space", "executor", "attempt", "state", "status", "at"]
+
+
+def _claimed_events(c: Any, now: float) -> sa.Select:
+    """The `claimed` event of each run in `c` (columns of a claimed-runs set)."""
+    return sa.select(
+        c.id, c.job_id, c.space, c.executor, c.attempt, c.state, c.status, sa.literal(now)
+    )
+
+
 async def claim(
     conn: AsyncConnection,
     *,
@@ -40,8 +50,9 @@ async def claim(
 ) -> list[dict[str, Any]]:
     """Claim up to `limit` due queued runs of one executor, oldest first, in ONE statement
     (UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) on PostgreSQL; on SQLite the
-    writer's BEGIN IMMEDIATE serialises it). Runs of jobs with a concurrency limit are left
-    for `store.runs.claim`, which counts what they hold.
+    writer's BEGIN IMMEDIATE serialises it), and log their `claimed` events (in the same
+    statement on PostgreSQL). Runs of jobs with a concurrency limit are left for
+    `store.runs.claim`, which counts what they hold.
 
     Returns the claimed runs with their job's `action`, `retry` and `job_name` (on SQLite
     from `jobs_known` where it knows them, else read).
@@ -62,14 +73,21 @@ async def claim(
         pick = pick.where(runs.c.space.in_(list(spaces)))
     values = _claimed_values(worker_id, lease_until, now)
     if is_postgres(conn):
+        # One statement: claim, log each run's `claimed` event, return the runs.
         pick = pick.with_for_update(skip_locked=True, of=runs)
-        stmt = (
+        claimed = (
             sa.update(runs)
             .where(runs.c.id.in_(pick.scalar_subquery()), runs.c.job_id == jobs.c.id)
             .values(values)
             .returning(*LIST_COLUMNS, jobs.c.action, jobs.c.retry, jobs.c.name.label("job_name"))
+            .cte("claimed")
         )
-        rows = mappings(await conn.execute(stmt))
+        logged = (
+            sa.insert(events)
+            .from_select(CLAIMED_EVENT, _claimed_events(claimed.c, now))
+            .cte("logged")
+        )
+        rows = mappings(await conn.execute(sa.select(claimed).add_cte(logged)))
     else:
         stmt = (
             sa.update(runs)
@@ -78,6 +96,11 @@ async def claim(
             .returning(*LIST_COLUMNS)
         )
         rows = mappings(await conn.execute(stmt))
+        if rows:
+            ids = [r["id"] for r in rows]
+            chosen = sa.select(runs).where(runs.c.id.in_(ids)).subquery()
+            log = sa.insert(events).from_select(CLAIMED_EVENT, _claimed_events(chosen.c, now))
+            await conn.execute(log)
         known = {}
         for job_id in {r["job_id"] for r in rows}:
             fields = jobs_known(job_id) if jobs_known else None

@@ -31,7 +31,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
-from gnomon.api.compat.mount import FaceMount
+from gnomon.api.compat.mount import Face, face
 from gnomon.api.guard import RequestGuard
 from gnomon.api.present import JSON
 from gnomon.config import Settings
@@ -445,9 +445,7 @@ _CORS = {k for k, _ in CORS}
 JSON_TYPE = (b"content-type", b"application/json")
 
 
-def mount(app: ASGIApp, state: State, settings: Settings) -> ASGIApp:
-    """`app` with the face beside it at its prefix (or `app` alone when the prefix is '')."""
-    if not settings.photonranch_prefix:
-        return app
-    face = cors(RequestGuard(create_face(state), limit=settings.max_body_bytes))
-    return FaceMount(app, face, prefix=settings.photonranch_prefix, hosts=[])
+def mounted(state: State, settings: Settings) -> Face | None:
+    """The face at its prefix (None when the prefix is '')."""
+    app = cors(RequestGuard(create_face(state), limit=settings.max_body_bytes))
+    return face(app, settings.photonranch_prefix)

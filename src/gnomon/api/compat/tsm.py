@@ -16,9 +16,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from starlette.datastructures import State
-from starlette.types import ASGIApp
 
-from gnomon.api.compat.mount import FaceMount
+from gnomon.api.compat.mount import Face, face
 from gnomon.api.present import JSON
 from gnomon.config import Settings
 from gnomon.domain import Principal, Role
@@ -107,8 +106,6 @@ def create_face(state: State, settings: Settings) -> FastAPI:
     return face
 
 
-def mount(app: ASGIApp, state: State, settings: Settings) -> ASGIApp:
-    """`app` with the TSM face at its prefix (none when the prefix is '')."""
-    if not settings.tsm_prefix:
-        return app
-    return FaceMount(app, create_face(state, settings), prefix=settings.tsm_prefix, hosts=[])
+def mounted(state: State, settings: Settings) -> Face | None:
+    """The TSM face at its prefix (None when the prefix is '')."""
+    return face(create_face(state, settings), settings.tsm_prefix)
