@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from gnomon.ids import new_id
+from gnomon.service.cache import TtlCache
 from gnomon.service.jwt_auth import ExternalJwt, expiry, looks_like_jwt
 from gnomon.specs import SpaceSpec, TokenSpec
 from gnomon.store import access as store
@@ -52,7 +53,7 @@ def require_admin(principal: Principal) -> None:
 class Access:
     def __init__(self, svc: Service):
         self.svc = svc
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._cache: TtlCache[str, Principal | None] = TtlCache(svc.settings.token_cache_s)
         self.jwt = ExternalJwt(svc.settings)
 
     async def bootstrap(self, data_dir: Path) -> Path | None:
@@ -88,35 +89,29 @@ class Access:
     async def authenticate(self, secret: str | None) -> Principal:
         if not secret:
             raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
-        now = time.monotonic()
-        hit = self._cache.get(secret)
-        if (hit is None or hit[0] < now) and self.jwt.enabled and looks_like_jwt(secret):
-            who, exp = self.jwt.verify(secret)  # Unauthorized when it does not verify
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            hit = (expiry(now, exp, self.svc.settings.token_cache_s), who)
-            self._cache[secret] = hit
-        if hit is None or hit[0] < now:
-            async with self.svc.db.read() as conn:
-                row = await store.token_by_hash(conn, digest(secret))
-            principal = None
-            if row is not None:
-                principal = Principal(
-                    token_id=row["id"],
-                    name=row["name"],
-                    admin=row["admin"],
-                    roles={s: Role(r) for s, r in row["roles"].items()},
-                )
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            hit = (now + self.svc.settings.token_cache_s, principal)
-            self._cache[secret] = hit
-        if hit[1] is None:
+        who = await self._cache.get(secret, lambda: self._identify(secret))
+        if who is None:
             raise Unauthorized("unknown or revoked token")
-        return hit[1]
+        return who
+
+    async def _identify(self, secret: str) -> tuple[Principal | None, float | None]:
+        """Who a bearer secret stands for (None: nobody), and until when that may be cached."""
+        if self.jwt.enabled and looks_like_jwt(secret):
+            who, exp = self.jwt.verify(secret)  # Unauthorized when it does not verify
+            return who, expiry(time.monotonic(), exp, self.svc.settings.token_cache_s)
+        async with self.svc.db.read() as conn:
+            row = await store.token_by_hash(conn, digest(secret))
+        if row is None:
+            return None, None
+        return Principal(
+            token_id=row["id"],
+            name=row["name"],
+            admin=row["admin"],
+            roles={s: Role(r) for s, r in row["roles"].items()},
+        ), None
 
     def forget(self) -> None:
-        self._cache.clear()
+        self._cache.forget()
 
     # --- tokens ---------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from gnomon.ids import new_id
 from gnomon.service import reads
 from gnomon.service.access import DEFAULT_SPACE, require
 from gnomon.service.apps import in_context
+from gnomon.service.cache import TtlCache
 from gnomon.specs import JobPatch, JobSpec
 from gnomon.store import access as access_store
 from gnomon.store import jobs as store
@@ -33,7 +34,7 @@ def executor_options(executor: str, options: dict[str, Any]) -> dict[str, Any]:
 class Jobs:
     def __init__(self, svc: Service):
         self.svc = svc
-        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._cache: TtlCache[str, dict[str, Any]] = TtlCache(svc.settings.token_cache_s)
 
     async def create(self, who: Principal, spec: JobSpec) -> dict[str, Any]:
         space = spec.space or DEFAULT_SPACE
@@ -85,20 +86,16 @@ class Jobs:
 
     async def cached(self, who: Principal, job_id: str, role: Role) -> dict[str, Any]:
         """A job definition for the hot submission path, cached for a moment."""
-        now = time.monotonic()
-        hit = self._cache.get(job_id)
-        if hit is None or hit[0] < now:
-            async with self.svc.db.read() as conn:
-                job = await store.get(conn, job_id)
-            if job is None:
-                self._cache.pop(job_id, None)
-                raise NotFound(f"job '{job_id}' not found")
-            if len(self._cache) > 10000:
-                self._cache.clear()
-            hit = (now + self.svc.settings.token_cache_s, job)
-            self._cache[job_id] = hit
-        require(who, hit[1]["space"], role)
-        return hit[1]
+        job = await self._cache.get(job_id, lambda: self._load(job_id))
+        require(who, job["space"], role)
+        return job
+
+    async def _load(self, job_id: str) -> tuple[dict[str, Any], None]:
+        async with self.svc.db.read() as conn:
+            job = await store.get(conn, job_id)
+        if job is None:
+            raise NotFound(f"job '{job_id}' not found")
+        return job, None
 
     async def find(self, who: Principal, ref: str, space: str | None = None) -> dict[str, Any]:
         """A job by id, or by name within a space."""
@@ -159,7 +156,7 @@ class Jobs:
             if not await store.update(conn, job_id, values):
                 raise NotFound(f"job '{job_id}' not found")
             job = await store.get(conn, job_id)
-        self._cache.pop(job_id, None)
+        self._cache.forget(job_id)
         assert job is not None
         return job
 
@@ -171,5 +168,5 @@ class Jobs:
             if not await store.soft_delete(conn, job_id, now):
                 raise NotFound(f"job '{job_id}' not found")
         await self.svc.schedules.withdraw_early_runs(schedule_ids, now)
-        self._cache.pop(job_id, None)
+        self._cache.forget(job_id)
         self.svc.signals.schedules.fire()
