@@ -64,16 +64,6 @@ class Settings(BaseSettings):
         "config (comma-separated or a JSON list); inline text and 'sample' always work.",
     )
 
-    @field_validator("plan_schedule_dirs", mode="before")
-    @classmethod
-    def _dirs(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            text = v.strip()
-            v = json.loads(text) if text.startswith("[") else text.split(",")
-        if isinstance(v, list):
-            return [Path(str(d).strip()) for d in v if str(d).strip()]
-        return v
-
     pcf_prefix: str = Field(
         default="/pcf",
         description="Where the Cloud Foundry scheduler face is served ('' for nowhere).",
@@ -83,24 +73,6 @@ class Settings(BaseSettings):
         description="Hosts (Host header) that get the Cloud Foundry scheduler face at '/'; "
         "comma-separated or a JSON list.",
     )
-
-    @field_validator("pcf_prefix")
-    @classmethod
-    def _prefix(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        if v and (not v.startswith("/") or "//" in v or any(c in v for c in "?#% ")):
-            raise ValueError("a URL path like '/pcf', or '' to switch the face off")
-        return v
-
-    @field_validator("pcf_hosts", mode="before")
-    @classmethod
-    def _hosts(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            text = v.strip()
-            v = json.loads(text) if text.startswith("[") else text.split(",")
-        if isinstance(v, list):
-            return [str(h).strip().lower() for h in v if str(h).strip()]
-        return v
 
     # --- sites, external JWTs, the Photon Ranch face ---------------------------------------
     site_claim_wait_max_s: float = Field(
@@ -144,24 +116,6 @@ class Settings(BaseSettings):
         description="How long a job taken through the face stays the site's without a status "
         "update (the original site software sends no heartbeats).",
     )
-
-    @field_validator("jwt_algorithms", "jwt_admin_roles", mode="before")
-    @classmethod
-    def _names(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            text = v.strip()
-            v = json.loads(text) if text.startswith("[") else text.split(",")
-        if isinstance(v, list):
-            return [str(x).strip() for x in v if str(x).strip()]
-        return v
-
-    @field_validator("photonranch_prefix")
-    @classmethod
-    def _face_prefix(cls, v: str) -> str:
-        v = v.strip().rstrip("/")
-        if v and (not v.startswith("/") or "//" in v or any(c in v for c in "?#% ")):
-            raise ValueError("a URL path like '/jobs', or '' to switch the face off")
-        return v
 
     # --- scale-out executors, job templates, the TSM face ---------------------------------
     slurm_enabled: bool = Field(default=False, description="Run jobs with executor 'slurm'.")
@@ -212,10 +166,32 @@ class Settings(BaseSettings):
     )
     tsm_space: str = Field(default="default", description="The space the TSM face works in.")
 
-    @field_validator("tsm_prefix")
+    @field_validator(
+        "plan_schedule_dirs", "pcf_hosts", "jwt_algorithms", "jwt_admin_roles", mode="before"
+    )
     @classmethod
-    def _tsm_prefix(cls, v: str) -> str:
-        return cls._prefix(v)
+    def _listed(cls, v: Any) -> Any:
+        """A list from the environment: comma-separated, or a JSON list; blanks dropped."""
+        if isinstance(v, str):
+            text = v.strip()
+            v = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(v, list):
+            return [item for item in (str(x).strip() for x in v) if item]
+        return v
+
+    @field_validator("pcf_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        return [h.lower() for h in v]
+
+    @field_validator("pcf_prefix", "photonranch_prefix", "tsm_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        """Where a face is served: a URL path, or '' for nowhere."""
+        v = v.strip().rstrip("/")
+        if v and (not v.startswith("/") or "//" in v or any(c in v for c in "?#% ")):
+            raise ValueError("a URL path like '/pcf', or '' to switch the face off")
+        return v
 
     @property
     def celery_report(self) -> str | None:
