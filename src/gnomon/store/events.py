@@ -46,6 +46,20 @@ async def after(
     return mappings(await conn.execute(stmt))
 
 
+async def writers(conn: AsyncConnection) -> tuple[int, int] | None:
+    """PostgreSQL: (xmin, xmax) of a fresh snapshot — every transaction below xmin has ended,
+    every one at or above xmax began after it. None on SQLite, whose single writer commits
+    event ids in order."""
+    if conn.dialect.name != "postgresql":
+        return None
+    sql = (
+        "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint"
+        " FROM pg_current_snapshot() AS s"
+    )
+    xmin, xmax = (await conn.exec_driver_sql(sql)).one()
+    return int(xmin), int(xmax)
+
+
 async def last_id(conn: AsyncConnection) -> int:
     return (await conn.execute(sa.select(sa.func.max(events.c.id)))).scalar_one_or_none() or 0
 
