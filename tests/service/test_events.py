@@ -54,9 +54,7 @@ async def test_a_commit_slower_than_a_later_one_is_waited_for(
         await fast.close()
 
 
-async def test_a_rolled_back_id_is_passed_over_promptly(
-    pg_svc: Service, postgres_url: str
-) -> None:
+async def test_a_rolled_back_id_is_passed_over_promptly(pg_svc: Service, postgres_url: str) -> None:
     feed = pg_svc.events.follow(spaces=None, after=await pg_svc.events.last_id())
     con = await asyncpg.connect(postgres_url)
     try:
@@ -78,8 +76,10 @@ async def test_sqlite_gaps_are_final(tmp_path: Path) -> None:
         start = await svc.events.last_id()
         feed = svc.events.follow(spaces=None, after=start)
         with sqlite3.connect(tmp_path / "gnomon.db") as db:
-            sql = INSERT.replace("$1", "?").replace("(run_id", "(id, run_id").replace(
-                "VALUES (", "VALUES (?, "
+            sql = (
+                INSERT.replace("$1", "?")
+                .replace("(run_id", "(id, run_id")
+                .replace("VALUES (", "VALUES (?, ")
             )
             db.execute(sql, (start + 3, "after-gap"))
         assert await _next(feed) == "after-gap"
