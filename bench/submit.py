@@ -17,6 +17,7 @@ import json
 import shutil
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from harness import (
     BENCH_DIR,
     HOST,
     PYTHON,
+    Ledger,
     Server,
     Table,
     backends,
@@ -113,10 +115,10 @@ def ensure_wrk() -> str:
     return found
 
 
-def lua_script(work: Path, name: str, token: str | None) -> Path:
+def lua_script(work: Path, name: str, token: str | None, body: str = BODY) -> Path:
     auth = f'wrk.headers["Authorization"] = "Bearer {token}"' if token else ""
     path = work / f"{name}.lua"
-    path.write_text(LUA % {"body": BODY, "auth": auth})
+    path.write_text(LUA % {"body": body, "auth": auth})
     return path
 
 
@@ -165,7 +167,7 @@ def load(wrk_bin: str, url: str, script: Path, pid: int, args: Any) -> tuple[Wrk
     return result, cpu_pct
 
 
-def run_baseline(wrk_bin: str, work: Path, args: Any) -> Outcome:
+def run_baseline(wrk_bin: str, work: Path, args: Any, body: str = BODY) -> Outcome:
     port = free_port()
     proc = spawn(
         [PYTHON, str(BENCH_DIR / "baseline_app.py"), "--port", str(port)], log=work / "baseline.log"
@@ -183,34 +185,45 @@ def run_baseline(wrk_bin: str, work: Path, args: Any) -> Outcome:
             time.sleep(0.1)
     note("baseline: wrk")
     result, cpu = load(
-        wrk_bin, base + "/v1/jobs/bench/runs", lua_script(work, "baseline", None), proc.pid, args
+        wrk_bin,
+        base + "/v1/jobs/bench/runs",
+        lua_script(work, "baseline", None, body),
+        proc.pid,
+        args,
     )
     stop_process(proc)
     return Outcome("baseline", result, cpu)
 
 
-async def run_gnomon(backend: str, wrk_bin: str, work: Path, args: Any) -> Outcome:
-    note(f"{backend}: starting gnomon")
-    server = Server(backend, "submit").start()
-    job = await server.create_job("bench-submit", "site:bench")
-    script = lua_script(work, backend, server.token)
+async def durable_load(
+    server: Server,
+    target: str,
+    path: str,
+    script: Path,
+    count: Callable[[Ledger], Awaitable[int]],
+    wrk_bin: str,
+    args: Any,
+) -> Outcome:
+    """wrk against `path` (after a warm-up); `count` reads how many rows the requests made,
+    before and after, to check every 2xx answer is in the database."""
+    url = f"{server.url}{path}"
     async with server.ledger() as ledger:
-        note(f"{backend}: wrk")
+        note(f"{target}: wrk")
         if args.warmup > 0:
             wrk(
                 wrk_bin,
-                f"{server.url}/v1/jobs/{job}/runs",
+                url,
                 script,
                 threads=args.threads,
                 connections=args.connections,
                 duration=args.warmup,
             )
         await asyncio.sleep(0.5)
-        before = await ledger.count_runs(job)
+        before = await count(ledger)
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
         result = wrk(
             wrk_bin,
-            f"{server.url}/v1/jobs/{job}/runs",
+            url,
             script,
             threads=args.threads,
             connections=args.connections,
@@ -221,21 +234,39 @@ async def run_gnomon(backend: str, wrk_bin: str, work: Path, args: Any) -> Outco
         after, stable_since = -1, time.monotonic()
         while time.monotonic() - stable_since < 1.0:
             await asyncio.sleep(0.25)
-            now = await ledger.count_runs(job)
+            now = await count(ledger)
             if now != after:
                 after, stable_since = now, time.monotonic()
-    server.stop()
     new = after - before
     slack = args.connections * args.threads + result.socket_errors
     durable = result.ok <= new <= result.ok + slack
     return Outcome(
-        backend,
+        target,
         result,
         cpu,
         ledger_new=new,
         durable=durable,
         extra={"in_flight_at_stop": new - result.ok},
     )
+
+
+async def run_gnomon(backend: str, wrk_bin: str, work: Path, args: Any) -> Outcome:
+    note(f"{backend}: starting gnomon")
+    server = Server(backend, "submit").start()
+    job = await server.create_job("bench-submit", "site:bench")
+    script = lua_script(work, backend, server.token)
+    try:
+        return await durable_load(
+            server,
+            backend,
+            f"/v1/jobs/{job}/runs",
+            script,
+            lambda ledger: ledger.count_runs(job),
+            wrk_bin,
+            args,
+        )
+    finally:
+        server.stop()
 
 
 async def main() -> None:

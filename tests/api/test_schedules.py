@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -22,7 +23,7 @@ from tests.api.helpers import (
     trigger,
     wait_state,
 )
-from tests.server import wait_for
+from tests.server import Server, wait_for
 
 
 def create_schedule(api: httpx.Client, job_id: str, **spec: Any) -> dict[str, Any]:
@@ -175,6 +176,28 @@ def test_job_schedule_listing(api: httpx.Client) -> None:
     listed = api.get("/v1/schedules", params={"job": job["id"]}).json()
     assert {s["id"] for s in listed["items"]} == {a["id"], b["id"]}
     delete(api, f"/v1/schedules/{b['id']}")
+
+
+def test_concurrent_creations_are_each_kept(server: Server, api: httpx.Client) -> None:
+    """Creations in flight together share a commit; each answer is a schedule in the ledger."""
+    job = create_job(api)
+
+    def create(n: int) -> str:
+        with server.client() as c:
+            return create_schedule(c, job["id"], every=f"{n + 1}h")["id"]
+
+    with ThreadPoolExecutor(8) as pool:
+        ids = list(pool.map(create, range(120)))
+    assert len(set(ids)) == 120
+    listed = api.get(f"/v1/jobs/{job['id']}/schedules", params={"limit": 200}).json()
+    seen = {s["id"] for s in listed["items"]}
+    while listed.get("next_cursor"):
+        listed = api.get(
+            f"/v1/jobs/{job['id']}/schedules", params={"cursor": listed["next_cursor"]}
+        ).json()
+        seen |= {s["id"] for s in listed["items"]}
+    assert seen == set(ids)
+    delete(api, f"/v1/jobs/{job['id']}")
 
 
 # --- validation -----------------------------------------------------------------------------

@@ -51,10 +51,13 @@ class Service:
         return cls(settings, db)
 
     def start(self) -> None:
-        self.runs.commits.start()
+        """Start the group commits (submissions wait for them once started)."""
+        for commits in (self.runs.commits, self.schedules.commits):
+            commits.start()
 
     async def close(self) -> None:
-        await self.runs.commits.stop()
+        for commits in (self.runs.commits, self.schedules.commits):
+            await commits.stop()
         await self.db.close()
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from gnomon.errors import Conflict
 from gnomon.ids import new_ids
 from gnomon.service import ledger, reads
 from gnomon.service.access import require
+from gnomon.service.commits import GroupCommit
 from gnomon.specs import RunRequest
 from gnomon.store import events as event_store
 from gnomon.store import runs as store
@@ -107,69 +107,10 @@ def settle(
     return change
 
 
-class GroupCommit:
-    """Many concurrent submissions, one transaction: callers wait until their rows are durable."""
-
-    def __init__(self, svc: Service):
-        self.svc = svc
-        self._pending: list[tuple[Rows, set[str], asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="gnomon-group-commit")
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def add(self, rows: Rows, executors: set[str]) -> None:
-        """Insert new runs (on `executors`) with their first event; return once durable."""
-        if self._task is None:  # not started (e.g. CLI use): write directly
-            await self._write(rows, executors)
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((rows, executors, fut))
-        self._wake.set()
-        await fut
-
-    async def _write(self, rows: Rows, executors: set[str]) -> None:
-        await ledger.record_new(self.svc.db, rows)
-        self.svc.signals.runs_queued.fire(executors)
-        self.svc.signals.events.fire()
-
-    async def _loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._pending = self._pending, []
-            if not batch:
-                continue
-            try:
-                await self._write(
-                    Rows.join([rows for rows, _, _ in batch]),
-                    set().union(*(executors for _, executors, _ in batch)),
-                )
-                for _, _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
-            except Exception:
-                # Isolate the failure: commit each caller on its own.
-                for rows, executors, fut in batch:
-                    try:
-                        await self._write(rows, executors)
-                        if not fut.done():
-                            fut.set_result(None)
-                    except Exception as exc:
-                        if not fut.done():
-                            fut.set_exception(exc)
-
-
 class Runs:
     def __init__(self, svc: Service):
         self.svc = svc
-        self.commits = GroupCommit(svc)
+        self.commits: GroupCommit[tuple[Rows, str]] = GroupCommit(self._write_new, "runs")
 
     # --- submit ---------------------------------------------------------------------------
 
@@ -185,7 +126,7 @@ class Runs:
             new_run(run_id, job, r.params, now, not_before=r.at.timestamp() if r.at else None)
             for run_id, r in zip(new_ids(len(requests)), requests, strict=True)
         ]
-        await self.commits.add(store.new_rows(rows), {job["executor"]})
+        await self.commits.add((store.new_rows(rows), job["executor"]))
         return rows
 
     async def submit_many(
@@ -205,8 +146,14 @@ class Runs:
             [merge_params(defaults, r.params) for r in requests],
             [r.at.timestamp() if r.at else now for r in requests],
         )
-        await self.commits.add(rows, {job["executor"]})
+        await self.commits.add((rows, job["executor"]))
         return ids
+
+    async def _write_new(self, parts: Sequence[tuple[Rows, str]]) -> None:
+        """Insert new runs with their first events, in one transaction; wake their executors."""
+        await ledger.record_new(self.svc.db, Rows.join([rows for rows, _ in parts]))
+        self.svc.signals.runs_queued.fire({executor for _, executor in parts})
+        self.svc.signals.events.fire()
 
     # --- read -----------------------------------------------------------------------------
 

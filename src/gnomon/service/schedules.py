@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from gnomon.domain import Catchup, FireStatus, Overlap, Principal, Role
 from gnomon.errors import Invalid, NotFound
 from gnomon.ids import new_id, new_ids
 from gnomon.service import ledger, reads
+from gnomon.service.commits import GroupCommit
 from gnomon.service.runs import new_run
 from gnomon.specs import SchedulePatch, ScheduleSpec
 from gnomon.store import events as event_store
@@ -74,9 +76,10 @@ def _check_tz(tz: str) -> None:
 class Schedules:
     def __init__(self, svc: Service):
         self.svc = svc
+        self.commits: GroupCommit[dict[str, Any]] = GroupCommit(self._write_new, "schedules")
 
     async def create(self, who: Principal, job_id: str, spec: ScheduleSpec) -> dict[str, Any]:
-        job = await self.svc.jobs.get(who, job_id, Role.developer)
+        job = await self.svc.jobs.cached(who, job_id, Role.developer)
         kind = spec.kind
         expr = _expr(kind, getattr(spec, kind))
         _check_tz(spec.timezone)
@@ -106,10 +109,13 @@ class Schedules:
         }
         row["next_fire_at"] = self._next(row, now) if spec.enabled else None
         row["due_at"] = self._due(row, row["next_fire_at"])
-        async with self.svc.db.write() as conn:
-            await store.insert(conn, row)
-        self.svc.signals.schedules.fire()
+        await self.commits.add(row)
         return row
+
+    async def _write_new(self, rows: Sequence[dict[str, Any]]) -> None:
+        async with self.svc.db.write() as conn:
+            await store.insert(conn, rows)
+        self.svc.signals.schedules.fire()
 
     def _next(self, row: dict[str, Any], after: float) -> float | None:
         nxt = trigger_of(row).next_after(to_dt(after))

@@ -8,14 +8,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gnomon.store._sql import chunks, for_update, mappings, upsert_insert
+from gnomon.store._sql import chunks, for_update, insert_many, mappings, upsert_insert
 from gnomon.store.schema import fires, jobs, schedules
 
 _LIVE = schedules.c.deleted_at.is_(None)
 
 
-async def insert(conn: AsyncConnection, row: dict[str, Any]) -> None:
-    await conn.execute(schedules.insert().values(**row))
+async def insert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    await insert_many(conn, schedules, rows)
 
 
 async def get(conn: AsyncConnection, schedule_id: str) -> dict[str, Any] | None:
