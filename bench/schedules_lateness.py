@@ -167,7 +167,12 @@ async def bench_variant(backend: str, variant: str, args: Any) -> dict[str, Any]
 async def main() -> None:
     p = parser(__doc__.split("\n\n")[0])
     p.add_argument("--schedules", type=int, default=10_000)
-    p.add_argument("--api", type=int, default=200, help="schedules created through the API")
+    p.add_argument(
+        "--api",
+        type=int,
+        default=10_000,
+        help="schedules created through the API; the rest are copies inserted in the database",
+    )
     p.add_argument("--concurrency", type=int, default=32, help="API requests in flight")
     p.add_argument(
         "--lead", type=float, default=20, help="T0 = start of creation + lead (< 59 for cron)"
