@@ -170,10 +170,10 @@ async def main() -> None:
     p.add_argument(
         "--api",
         type=int,
-        default=10_000,
+        default=1_000,
         help="schedules created through the API; the rest are copies inserted in the database",
     )
-    p.add_argument("--concurrency", type=int, default=32, help="API requests in flight")
+    p.add_argument("--concurrency", type=int, default=8, help="API requests in flight")
     p.add_argument(
         "--lead", type=float, default=20, help="T0 = start of creation + lead (< 59 for cron)"
     )

@@ -32,14 +32,18 @@ class Scheduler:
         last_reap = 0.0
         while True:
             try:
-                handled, _ = await self.svc.schedules.fire_due()
-                if handled >= settings.scheduler_batch:
-                    continue  # more are due: no sleep
+                # A read first: a wake-up with nothing due (a schedule was created, say) must
+                # not take the write lock.
+                nxt = await self.svc.schedules.next_due_at()
+                if nxt is not None and nxt <= time.time():
+                    handled, _ = await self.svc.schedules.fire_due()
+                    if handled >= settings.scheduler_batch:
+                        continue  # more are due: no sleep
+                    nxt = await self.svc.schedules.next_due_at()
                 now = time.time()
                 if now - last_reap >= reap_every:
                     last_reap = now
                     await self.svc.runs.reap_expired()
-                nxt = await self.svc.schedules.next_due_at()
                 now = time.time()
                 delay = settings.scheduler_max_sleep_s
                 if nxt is not None:
