@@ -139,6 +139,13 @@ def test_wrong_method_is_405_envelope(api: httpx.Client) -> None:
     assert_error(api.delete("/v1/runs"), 405, "method_not_allowed")
 
 
+def test_405_allow_names_every_method_of_the_path(api: httpx.Client) -> None:
+    r = api.put("/v1/jobs/01J0000000000000000000000")
+    assert_error(r, 405, "method_not_allowed")
+    assert r.headers["allow"] == "GET, PATCH, DELETE"
+    assert api.put("/v1/jobs").headers["allow"] == "GET, POST"
+
+
 def test_204_keeps_the_connection_usable(api: httpx.Client, server: Server) -> None:
     """A 204 has no body: sending one ("null") makes uvicorn drop the keep-alive connection,
     and the client's next request on it fails."""

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp
 
 from gnomon.api import ui
+from gnomon.api.allow import allowed_methods
 from gnomon.api.compat import pcf, photonranch, schedule_api, tsm
 from gnomon.api.compat.mount import FaceMount, face
 from gnomon.api.fastlane import SubmitFastLane
@@ -65,9 +66,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error(422, "invalid", f"{first['field']}: {first['message']}", details)
 
     @app.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> JSON:
+    async def _http(request: Request, exc: HTTPException) -> JSON:
         codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
-        return error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        answer = error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+        if exc.status_code == 405:
+            answer.headers["Allow"] = allowed_methods(app, request.scope)
+        return answer
 
     @app.exception_handler(Exception)
     async def _fault(request: Request, exc: Exception) -> JSON:

@@ -266,7 +266,7 @@ class Runs:
             return []
         async with self.svc.db.write() as conn:
             done = await ledger.move(conn, changes, from_states=from_states, worker_id=worker_id)
-            released = await self._release_buffered(conn, done)
+            released = await self.release_buffered(conn, done)
         self.svc.signals.events.fire()
         if released:
             self.svc.signals.runs_queued.fire()
@@ -274,7 +274,9 @@ class Runs:
             self.svc.signals.runs_queued.fire(requeued)
         return done
 
-    async def _release_buffered(self, conn: Any, done: Sequence[dict[str, Any]]) -> int:
+    async def release_buffered(self, conn: Any, done: Sequence[dict[str, Any]]) -> int:
+        """Queue the run each `buffer_one` schedule kept pending, once its active run in `done`
+        has ended (in the caller's transaction); returns how many were queued."""
         sids = sorted({r["schedule_id"] for r in done if r["schedule_id"] and r["state"] in FINAL})
         if not sids:
             return 0
@@ -318,7 +320,7 @@ class Runs:
                 for r in expired
             ]
             done = await ledger.move(conn, changes, from_states=HELD)
-            await self._release_buffered(conn, done)
+            await self.release_buffered(conn, done)
         if done:
             log.warning("runs lost", count=len(done))
             self.svc.signals.events.fire()

@@ -284,7 +284,7 @@ class Sites:
             done = await ledger.move(conn, [change], from_states=[state])
             if not done:
                 raise Conflict(f"run '{run_id}' changed meanwhile; try again")
-            released = await self.svc.runs._release_buffered(conn, done)  # overlap=buffer_one
+            released = await self.svc.runs.release_buffered(conn, done)
             await self._contact(run["executor"][len(PREFIX) :], run["worker_id"], now, 0, conn)
             out = await self._present(conn, run_id)
         self.svc.signals.events.fire()

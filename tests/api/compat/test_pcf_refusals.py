@@ -244,5 +244,8 @@ def test_status_codes_of_bad_input(server: Server, world: World) -> None:
         )
         blank(dev.post("/jobs", params={"app_guid": world.refs["app"]}, json={"name": "x"}), 422)
         blank(dev.post("/calls", params={"app_guid": world.refs["app"]}, json={"name": "x"}), 422)
-        blank(dev.put("/jobs"), 405)
+        wrong = dev.put("/jobs")
+        blank(wrong, 405)
+        assert wrong.headers["allow"] == "GET, POST"
+        assert dev.put(f"/jobs/{NOWHERE}").headers["allow"] == "GET, DELETE"
         blank(dev.get("/nothing"), 404)

@@ -33,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
 from gnomon import cron
+from gnomon.api.allow import allowed_methods
 from gnomon.api.present import JSON, iso
 from gnomon.domain import Principal, Role, RunState
 from gnomon.errors import GnomonError, Invalid, NotFound, Unauthorized
@@ -491,7 +492,9 @@ def create_face(state: State) -> FastAPI:
         return _blank(422)
 
     @face.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> Response:
+    async def _http(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 405:
+            return _blank(405, {"Allow": allowed_methods(face, request.scope)})
         return _blank(exc.status_code, exc.headers)
 
     face.include_router(router)
