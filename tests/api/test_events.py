@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -120,3 +121,30 @@ def test_stream_shows_only_visible_spaces(api: httpx.Client, server: Server) -> 
         r = viewer.get("/v1/events", params={"space": "default"})
         assert r.status_code == 403
         assert r.json()["error"]["code"] == "forbidden"
+
+
+def test_stream_under_concurrent_writers_misses_nothing(api: httpx.Client, server: Server) -> None:
+    """Several clients commit at once (on PostgreSQL their event ids interleave and commit out
+    of order): a follower still sees every run's first event, once, in id order."""
+    job = create_job(api, executor="site:stream-load")
+
+    def submit(_: int) -> list[str]:
+        with server.client() as c:
+            ids: list[str] = []
+            for _ in range(5):
+                body = {"job": job["id"], "runs": [{"params": {"n": i}} for i in range(200)]}
+                r = c.post("/v1/runs:batch", json=body)
+                assert r.status_code == 201, r.text
+                ids += r.json()["ids"]
+                ids.append(trigger(c, job["id"])["id"])
+            return ids
+
+    with api.stream("GET", "/v1/events", params={"job": job["id"]}, timeout=SSE_TIMEOUT) as s:
+        with ThreadPoolExecutor(6) as pool:
+            submitted = [i for part in pool.map(submit, range(6)) for i in part]
+        events = read_until(s, lambda ev: len(ev) >= len(submitted), timeout=30)
+    assert len(events) == len(submitted) == 6 * 5 * 201
+    assert {e["data"]["state"] for e in events} == {"queued"}
+    assert sorted(e["data"]["run_id"] for e in events) == sorted(submitted)
+    ids = [int(e["id"]) for e in events]
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
