@@ -41,8 +41,9 @@ class Settings(BaseSettings):
     scheduler_max_sleep_s: float = 1.0
     scheduler_lookahead_s: float = Field(
         default=2.0,
-        description="Runs of overlap=allow schedules are created up to this long before their "
-        "slot (not started before it), so a burst of slots is ready on time.",
+        description="Runs of schedules are created up to this long before their slot (not "
+        "started before it), so a burst of slots is ready on time; with an overlap rule other "
+        "than allow, only while no run of the schedule is active (else at the slot).",
     )
     catchup_grace_s: float = 1.0
     default_catchup_window_s: int = 60

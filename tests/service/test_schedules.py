@@ -153,3 +153,53 @@ async def test_allow_runs_are_created_ahead_and_withdrawn_when_the_schedule_chan
     async with svc.db.read() as conn:
         row = (await conn.execute(sa.select(runs).where(runs.c.id == run.id))).one()
     assert row.state == "cancelled"
+
+
+async def test_other_overlaps_take_a_slot_early_only_while_nothing_is_active(
+    svc: Service,
+) -> None:
+    ahead = svc.settings.scheduler_lookahead_s
+    made = {}
+    for overlap in ("skip", "buffer_one", "cancel_other"):
+        job = await svc.jobs.create(
+            ADMIN,
+            JobSpec.model_validate(
+                {"name": f"early-{overlap}", "executor": "site:t", "action": {"type": "noop"}}
+            ),
+        )
+        spec = ScheduleSpec.model_validate({"every": "1h", "overlap": overlap})
+        made[overlap] = await svc.schedules.create(ADMIN, job["id"], spec)
+    slot = made["skip"]["next_fire_at"]
+    assert {s["next_fire_at"] for s in made.values()} == {slot}
+    assert {s["due_at"] for s in made.values()} == {slot - ahead}
+
+    async def of(sid: str) -> list[tuple[str, float]]:
+        async with svc.db.read() as conn:
+            rows = await conn.execute(
+                sa.select(runs.c.state, runs.c.scheduled_for)
+                .where(runs.c.schedule_id == sid)
+                .order_by(runs.c.scheduled_for)
+            )
+            return [(r.state, r.scheduled_for) for r in rows]
+
+    # Nothing of theirs is active: each slot's run is in the ledger before the slot.
+    await svc.schedules.fire_due(slot - ahead)
+    for s in made.values():
+        assert await of(s["id"]) == [("queued", slot)]
+
+    # The next slot's look-ahead: their runs are still queued, so the rule waits for the slot.
+    nxt = slot + 3600
+    await svc.schedules.fire_due(nxt - ahead)
+    for s in made.values():
+        row = await svc.schedules.get(ADMIN, s["id"])
+        assert (row["next_fire_at"], row["due_at"]) == (nxt, nxt)
+        assert await of(s["id"]) == [("queued", slot)]
+        assert await svc.schedules.fires(ADMIN, s["id"], None, 10) == []
+
+    # At the slot, each rule decides with what is active then.
+    await svc.schedules.fire_due(nxt)
+    assert await of(made["skip"]["id"]) == [("queued", slot)]
+    skipped = await svc.schedules.fires(ADMIN, made["skip"]["id"], "skipped", 10)
+    assert [f["count"] for f in skipped] == [1]
+    assert await of(made["buffer_one"]["id"]) == [("queued", slot), ("pending", nxt)]
+    assert await of(made["cancel_other"]["id"]) == [("cancelled", slot), ("queued", nxt)]

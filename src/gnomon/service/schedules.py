@@ -108,7 +108,7 @@ class Schedules:
             "deleted_at": None,
         }
         row["next_fire_at"] = self._next(row, now) if spec.enabled else None
-        row["due_at"] = self._due(row, row["next_fire_at"])
+        row["due_at"] = self._due(row["next_fire_at"])
         await self.commits.add(row)
         return row
 
@@ -121,14 +121,12 @@ class Schedules:
         nxt = trigger_of(row).next_after(to_dt(after))
         return nxt.timestamp() if nxt else None
 
-    def _due(self, row: dict[str, Any], next_fire_at: float | None) -> float | None:
-        """When to take the schedule up. A run of an overlap=allow schedule does not depend on
-        what else is running, so it is created ahead of its slot (it still starts at the slot)."""
+    def _due(self, next_fire_at: float | None) -> float | None:
+        """When to take the schedule up: a look-ahead before its slot, so that the slot's run
+        is in the ledger when the slot comes (it still starts at the slot; see fire_due)."""
         if next_fire_at is None:
             return None
-        if row["overlap"] == Overlap.allow.value:
-            return next_fire_at - self.svc.settings.scheduler_lookahead_s
-        return next_fire_at
+        return next_fire_at - self.svc.settings.scheduler_lookahead_s
 
     async def get(self, who: Principal, schedule_id: str, role: Role = Role.viewer) -> dict:
         return await reads.one(self.svc, store.get, schedule_id, "schedule", who, role)
@@ -167,7 +165,7 @@ class Schedules:
                 self._next(merged, now) if merged["enabled"] else None
             )
         if retimed or "overlap" in values:
-            merged["due_at"] = values["due_at"] = self._due(merged, merged["next_fire_at"])
+            merged["due_at"] = values["due_at"] = self._due(merged["next_fire_at"])
         values["updated_at"] = now
         async with self.svc.db.write() as conn:
             if not await store.update(conn, schedule_id, values):
@@ -248,7 +246,12 @@ class Schedules:
         grace, ahead = settings.catchup_grace_s, now + settings.scheduler_lookahead_s
 
         def horizon(s: dict[str, Any]) -> float:
-            return ahead if s["overlap"] == Overlap.allow.value else now
+            # overlap=allow: every slot up to the look-ahead. The other rules depend on what
+            # runs at the slot: one slot at most, taken early only while nothing of the
+            # schedule is active (then nothing else can become active before the slot).
+            if s["overlap"] == Overlap.allow.value:
+                return ahead
+            return max(now, s["next_fire_at"])
 
         async with self.svc.db.write() as conn:
             due = await store.due(conn, now, settings.scheduler_batch)
@@ -256,18 +259,33 @@ class Schedules:
                 return 0, []
             watched = [s["id"] for s in due if s["overlap"] != Overlap.allow.value]
             activity = await run_store.active_for_schedules(conn, watched) if watched else {}
+            # Something of the schedule is active before its slot: decide at the slot itself.
+            wait = {s["id"] for s in due if s["id"] in activity and s["next_fire_at"] > now}
             to_cancel = [
                 s["id"]
                 for s in due
-                if s["overlap"] == Overlap.cancel_other.value and s["id"] in activity
+                if s["overlap"] == Overlap.cancel_other.value
+                and s["id"] in activity
+                and s["id"] not in wait
             ]
             cancelled = await self._cancel_active(conn, to_cancel, now) if to_cancel else None
             rows: list[dict[str, Any]] = []
             fires: list[dict[str, Any]] = []
-            moves: list[dict[str, Any]] = []
+            moves: list[dict[str, Any]] = [
+                {
+                    "id": s["id"],
+                    "next_fire_at": s["next_fire_at"],
+                    "due_at": s["next_fire_at"],
+                    "last_fire_at": s["last_fire_at"],
+                    "enabled": True,
+                }
+                for s in due
+                if s["id"] in wait
+            ]
             plans = [
                 (s, *self._plan_slots(s, now, horizon(s), grace, activity.get(s["id"]), fires))
                 for s in due
+                if s["id"] not in wait
             ]
             ids = iter(new_ids(sum(len(slots) for _, slots, _ in plans)))
             for s, run_slots, held in plans:
@@ -298,7 +316,7 @@ class Schedules:
                     {
                         "id": s["id"],
                         "next_fire_at": nxt,
-                        "due_at": self._due(s, nxt),
+                        "due_at": self._due(nxt),
                         "last_fire_at": max(run_slots, default=s["last_fire_at"]),
                         "enabled": nxt is not None,
                     }
