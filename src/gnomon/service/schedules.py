@@ -5,7 +5,10 @@ Firing rules (one place):
 - slots older than `catchup_window_s` (never less than the grace) are recorded `missed`;
 - of the slots inside the window, `catchup=latest` runs the newest and records the rest as
   `coalesced`; `catchup=all` runs each;
-- `overlap` decides what happens while a run of the schedule is still active.
+- `overlap` decides what happens while a run of the schedule is still active;
+- a slot's run is created up to the look-ahead before the slot (it starts at the slot); with
+  an overlap rule other than allow, only while nothing of the schedule is active — otherwise
+  the rule is applied at the slot itself.
 """
 
 from __future__ import annotations
@@ -164,7 +167,7 @@ class Schedules:
             merged["next_fire_at"] = values["next_fire_at"] = (
                 self._next(merged, now) if merged["enabled"] else None
             )
-        if retimed or "overlap" in values:
+        if retimed:
             merged["due_at"] = values["due_at"] = self._due(merged["next_fire_at"])
         values["updated_at"] = now
         async with self.svc.db.write() as conn:
