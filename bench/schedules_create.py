@@ -9,49 +9,21 @@ parsing the same body. Afterwards the schedules in the database must cover every
 
 from __future__ import annotations
 
-from typing import Any
-
-from harness import Server, Table, backends, note, parser, run, temp_dir, write_json
-from submit import Outcome, durable_load, ensure_wrk, lua_script, run_baseline
+from harness import Table, backends, run, temp_dir, write_json
+from submit import ensure_wrk, load_gnomon, run_baseline, wrk_parser
 
 BODY = '{"every":"1h"}'
 
 
-async def run_gnomon(backend: str, wrk_bin: str, work: Any, args: Any) -> Outcome:
-    note(f"{backend}: starting gnomon")
-    server = Server(backend, "schedules_create").start()
-    job = await server.create_job("bench-schedules", "site:bench")
-    sql = "SELECT count(*) FROM schedules WHERE job_id = ?"
-
-    async def count(ledger: Any) -> int:
-        return int(await ledger.scalar(sql, job))
-
-    try:
-        return await durable_load(
-            server,
-            backend,
-            f"/v1/jobs/{job}/schedules",
-            lua_script(work, backend, server.token, BODY),
-            count,
-            wrk_bin,
-            args,
-        )
-    finally:
-        server.stop()
-
-
 async def main() -> None:
-    p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=5, help="seconds of measured load")
-    p.add_argument("--warmup", type=float, default=1, help="seconds of load before measuring")
-    p.add_argument("--connections", type=int, default=32)
-    p.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores are shared)")
+    p = wrk_parser(__doc__.split("\n\n")[0], duration=5, warmup=1, connections=32)
     args = p.parse_args()
     wrk_bin = ensure_wrk()
     work = temp_dir("schedules-create")
     outcomes = [run_baseline(wrk_bin, work, args, BODY)]
     for backend in backends(args):
-        outcomes.append(await run_gnomon(backend, wrk_bin, work, args))
+        route = "/v1/jobs/{job}/schedules"
+        outcomes.append(await load_gnomon(backend, "schedules", route, BODY, wrk_bin, work, args))
     base = outcomes[0].wrk.rps
     t = Table(
         f"schedule creation: POST /v1/jobs/{{id}}/schedules — wrk -t{args.threads} "

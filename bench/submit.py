@@ -195,6 +195,37 @@ def run_baseline(wrk_bin: str, work: Path, args: Any, body: str = BODY) -> Outco
     return Outcome("baseline", result, cpu)
 
 
+async def load_gnomon(
+    backend: str, table: str, route: str, body: str, wrk_bin: str, work: Path, args: Any
+) -> Outcome:
+    """Start gnomon with a job on `site:bench`, wrk `POST route` (`{job}` in it) with `body`
+    (after a warm-up), and check that `table` gained a row for every 2xx answer."""
+    note(f"{backend}: starting gnomon")
+    server = Server(backend, f"wrk_{table}").start()
+    try:
+        job = await server.create_job(f"bench-{table}", "site:bench")
+        script = lua_script(work, f"{backend}-{table}", server.token, body)
+        sql = f"SELECT count(*) FROM {table} WHERE job_id = ?"
+
+        async def count(ledger: Ledger) -> int:
+            return int(await ledger.scalar(sql, job))
+
+        return await durable_load(
+            server, backend, route.format(job=job), script, count, wrk_bin, args
+        )
+    finally:
+        server.stop()
+
+
+def wrk_parser(description: str, *, duration: float, warmup: float, connections: int) -> Any:
+    p = parser(description)
+    p.add_argument("--duration", type=float, default=duration, help="seconds of measured load")
+    p.add_argument("--warmup", type=float, default=warmup, help="seconds of load before measuring")
+    p.add_argument("--connections", type=int, default=connections)
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores are shared)")
+    return p
+
+
 async def durable_load(
     server: Server,
     target: str,
@@ -250,38 +281,17 @@ async def durable_load(
     )
 
 
-async def run_gnomon(backend: str, wrk_bin: str, work: Path, args: Any) -> Outcome:
-    note(f"{backend}: starting gnomon")
-    server = Server(backend, "submit").start()
-    job = await server.create_job("bench-submit", "site:bench")
-    script = lua_script(work, backend, server.token)
-    try:
-        return await durable_load(
-            server,
-            backend,
-            f"/v1/jobs/{job}/runs",
-            script,
-            lambda ledger: ledger.count_runs(job),
-            wrk_bin,
-            args,
-        )
-    finally:
-        server.stop()
-
-
 async def main() -> None:
-    p = parser(__doc__.split("\n\n")[0])
-    p.add_argument("--duration", type=float, default=10, help="seconds of measured load")
-    p.add_argument("--warmup", type=float, default=2, help="seconds of load before measuring")
-    p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--threads", type=int, default=1, help="wrk threads (2 cores are shared)")
+    p = wrk_parser(__doc__.split("\n\n")[0], duration=10, warmup=2, connections=64)
     args = p.parse_args()
     chosen = backends(args)
     wrk_bin = ensure_wrk()
     work = temp_dir("submit")
     outcomes = [run_baseline(wrk_bin, work, args)]
     for backend in chosen:
-        outcomes.append(await run_gnomon(backend, wrk_bin, work, args))
+        outcomes.append(
+            await load_gnomon(backend, "runs", "/v1/jobs/{job}/runs", BODY, wrk_bin, work, args)
+        )
 
     base = outcomes[0].wrk.rps
     t = Table(
