@@ -259,6 +259,12 @@ def test_schedule_add_list_next(srv: Server, cli: Cli) -> None:
     assert upcoming.count("09:00:00 CE") == 3  # CET or CEST
     assert upcoming.count(":00:00Z") == 3 and "UTC" in upcoming
 
+    window = ("--from", "2026-01-01T00:00:00Z", "--to", "2026-01-04T00:00:00Z")
+    back = ok(cli("schedule", "backfill", made["id"], *window))
+    assert back.strip() == "3 slot(s) in the range: 3 run(s) queued, 0 already had one"
+    again = loads(cli("schedule", "backfill", made["id"], *window, "--json"))
+    assert isinstance(again, dict) and (again["created"], again["existing"]) == (0, 3)
+
 
 def test_unreachable_server(elsewhere: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"

@@ -912,6 +912,26 @@ def schedule_next(
     _console().print(_table(None, ["#", zone, "UTC"], rows))
 
 
+@schedule_app.command("backfill")
+def schedule_backfill(
+    ctx: typer.Context,
+    schedule_id: Annotated[str, typer.Argument(help="Schedule id.")],
+    start: Annotated[str, typer.Option("--from", help="Start of the range (RFC 3339).")],
+    end: Annotated[str, typer.Option("--to", help="End of the range, exclusive (RFC 3339).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the schedule's slots in [--from, --to) now; slots that already ran are left alone."""
+    with connect(ctx) as client:
+        out = client.backfill(schedule_id, start, end)
+    if as_json:
+        _print_json(out)
+        return
+    typer.echo(
+        f"{out['slots']} slot(s) in the range: {out['created']} run(s) queued, "
+        f"{out['existing']} already had one"
+    )
+
+
 # --- plans --------------------------------------------------------------------------------
 
 

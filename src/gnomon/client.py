@@ -90,6 +90,14 @@ class Upcoming(TypedDict):
     times: list[str]
 
 
+class Backfill(TypedDict):
+    schedule_id: str
+    slots: int
+    created: int
+    existing: int
+    runs: list[str]
+
+
 class Token(TypedDict):
     id: str
     name: str
@@ -338,6 +346,11 @@ class Client:
         return cast(
             Upcoming, self.request("GET", f"/v1/schedules/{schedule_id}/next", params={"n": n})
         )
+
+    def backfill(self, schedule_id: str, start: str, end: str) -> Backfill:
+        body = {"start": start, "end": end}
+        path = f"/v1/schedules/{schedule_id}/backfill"
+        return cast(Backfill, self.request("POST", path, json=body))
 
 
 _CROCKFORD = frozenset("0123456789ABCDEFGHJKMNPQRSTVWXYZ")

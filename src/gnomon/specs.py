@@ -13,6 +13,7 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -151,6 +152,26 @@ class ScheduleSpec(BaseModel):
     @property
     def kind(self) -> str:
         return next(k for k in ("cron", "every", "at") if getattr(self, k) is not None)
+
+
+class BackfillSpec(BaseModel):
+    """Slots of a schedule in [start, end) to run now (slots already run are left alone)."""
+
+    model_config = _STRICT
+    start: AwareDatetime = Field(description="First instant of the range (RFC 3339, inclusive).")
+    end: AwareDatetime = Field(description="End of the range (RFC 3339, exclusive).")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _in_range(cls, v: datetime, info: ValidationInfo) -> datetime:
+        try:
+            v = v.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("outside the years 1 to 9999 in UTC") from None
+        start = info.data.get("start")
+        if info.field_name == "end" and start is not None and v <= start:
+            raise ValueError("end must be after start")
+        return v
 
 
 class SchedulePatch(BaseModel):

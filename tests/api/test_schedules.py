@@ -200,6 +200,57 @@ def test_concurrent_creations_are_each_kept(server: Server, api: httpx.Client) -
     delete(api, f"/v1/jobs/{job['id']}")
 
 
+def test_backfill_runs_each_slot_of_the_range_once(api: httpx.Client) -> None:
+    job = create_job(api, executor="site:backfill")
+    sched = create_schedule(api, job["id"], cron="0 * * * *", overlap="skip")
+    path = f"/v1/schedules/{sched['id']}/backfill"
+    r = api.post(path, json={"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T03:00:00Z"})
+    assert r.status_code == 201, r.text
+    out = r.json()
+    assert (out["schedule_id"], out["slots"], out["created"], out["existing"]) == (
+        sched["id"],
+        3,
+        3,
+        0,
+    )
+    runs = [api.get(f"/v1/runs/{rid}").json() for rid in out["runs"]]
+    assert sorted(parse_ts(run["scheduled_for"]) for run in runs) == [
+        datetime(2026, 1, 1, hour, tzinfo=UTC) for hour in range(3)
+    ]
+    assert {(run["state"], run["schedule_id"]) for run in runs} == {("queued", sched["id"])}
+    # Overlapping the first range: only the new slot gets a run; repeating changes nothing.
+    body = {"start": "2026-01-01T02:00:00+01:00", "end": "2026-01-01T04:00:00Z"}
+    again = api.post(path, json=body).json()
+    assert (again["slots"], again["created"], again["existing"]) == (3, 1, 2)
+    assert api.post(path, json=body).json()["created"] == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"start": "2026-01-01T00:00:00", "end": "2026-01-02T00:00:00Z"}, "start"),
+        ({"start": "2026-01-02T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "end"),
+        ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "end"),
+        ({"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}, "end"),
+        ({"start": "yesterday", "end": "2026-01-01T00:00:00Z"}, "start"),
+        ({"start": "2026-01-01T00:00:00Z"}, "end"),
+        ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z", "x": 1}, "x"),
+    ],
+)
+def test_bad_backfill_names_the_field(api: httpx.Client, body: dict[str, Any], field: str) -> None:
+    job = create_job(api, executor="site:backfill")
+    sched = create_schedule(api, job["id"], every="1m")
+    r = api.post(f"/v1/schedules/{sched['id']}/backfill", json=body)
+    assert_error(r, 422, "invalid", field)
+    assert runs_of(api, job=job["id"]) == []
+
+
+def test_backfill_of_an_unknown_schedule_is_404(api: httpx.Client) -> None:
+    body = {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z"}
+    r = api.post("/v1/schedules/01J0000000000000000000000A/backfill", json=body)
+    assert_error(r, 404, "not_found")
+
+
 # --- validation -----------------------------------------------------------------------------
 
 

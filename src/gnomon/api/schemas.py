@@ -184,6 +184,14 @@ class RunIds(BaseModel):
     ids: list[str]
 
 
+class Backfill(BaseModel):
+    schedule_id: str
+    slots: int
+    created: int
+    existing: int
+    runs: list[str]
+
+
 class NextTimes(BaseModel):
     schedule_id: str
     timezone: str

@@ -16,9 +16,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gnomon import cron
 from gnomon.domain import Catchup, FireStatus, Overlap, Principal, Role
@@ -27,7 +29,7 @@ from gnomon.ids import new_id, new_ids
 from gnomon.service import ledger, reads
 from gnomon.service.commits import GroupCommit
 from gnomon.service.runs import new_run
-from gnomon.specs import SchedulePatch, ScheduleSpec
+from gnomon.specs import BackfillSpec, SchedulePatch, ScheduleSpec
 from gnomon.store import events as event_store
 from gnomon.store import runs as run_store
 from gnomon.store import schedules as store
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
     from gnomon.service import Service
 
 CATCHUP_LIMIT = 1000  # most slots one schedule runs in one catch-up (catchup=all)
+BACKFILL_LIMIT = 10_000  # most slots one backfill request runs
 EPS = 1e-6
 # `every` slots are whole multiples of the interval since the Unix epoch: `every: "5m"` fires
 # at :00, :05, …, the same in every process and after every restart.
@@ -74,6 +77,17 @@ def _check_tz(tz: str) -> None:
         cron.validate_timezone(tz)
     except cron.TriggerError as exc:
         raise Invalid("timezone", str(exc)) from exc
+
+
+async def _insert_slot_runs(
+    conn: AsyncConnection, rows: list[dict[str, Any]], now: float
+) -> list[dict[str, Any]]:
+    """Insert runs filling schedule slots, each slot once, with their first events; returns
+    the runs actually inserted."""
+    inserted = await run_store.insert_slots(conn, rows) if rows else set()
+    created = [r for r in rows if r["id"] in inserted]
+    await event_store.append(conn, [ledger.event_for(r, r["state"], now) for r in created])
+    return created
 
 
 class Schedules:
@@ -324,9 +338,7 @@ class Schedules:
                         "enabled": nxt is not None,
                     }
                 )
-            inserted = await run_store.insert_slots(conn, rows) if rows else set()
-            created = [r for r in rows if r["id"] in inserted]
-            await event_store.append(conn, [ledger.event_for(r, r["state"], now) for r in created])
+            created = await _insert_slot_runs(conn, rows, now)
             await store.record_fires(conn, fires)
             await store.advance(conn, moves)
         done_at = time.time()
@@ -335,12 +347,44 @@ class Schedules:
             metrics.fire_lateness.observe(max(0.0, done_at - r["scheduled_for"]))
         for f in fires:
             metrics.slots.labels(f["status"]).inc(f["count"])
-        if created:
-            self.svc.signals.runs_queued.fire({r["executor"] for r in created})
-            self.svc.signals.events.fire()
+        self._announce(created)
         if cancelled:
             self.svc.signals.events.fire()
         return len(due), [r["scheduled_for"] for r in created]
+
+    def _announce(self, created: list[dict[str, Any]]) -> None:
+        if created:
+            self.svc.signals.runs_queued.fire({r["executor"] for r in created})
+            self.svc.signals.events.fire()
+
+    async def backfill(
+        self, who: Principal, schedule_id: str, spec: BackfillSpec
+    ) -> dict[str, Any]:
+        """Run the slots of [start, end) now, each once: a slot that already has a run (fired,
+        or backfilled before) is left alone. The overlap rule is not applied."""
+        s = await self.get(who, schedule_id, Role.developer)
+        job = await self.svc.jobs.get(who, s["job_id"], Role.developer)
+        tick = timedelta(microseconds=1)
+        slots, total = cron.slots_between(
+            trigger_of(s), spec.start - tick, spec.end - tick, BACKFILL_LIMIT
+        )
+        if total > BACKFILL_LIMIT:
+            raise Invalid("end", f"the range holds more than {BACKFILL_LIMIT:,} slots; split it")
+        now = time.time()
+        rows = [
+            new_run(run_id, job, s["params"], now, schedule_id=s["id"], scheduled_for=t.timestamp())
+            for run_id, t in zip(new_ids(len(slots)), slots, strict=True)
+        ]
+        async with self.svc.db.write() as conn:
+            created = await _insert_slot_runs(conn, rows, now)
+        self._announce(created)
+        return {
+            "schedule_id": s["id"],
+            "slots": len(rows),
+            "created": len(created),
+            "existing": len(rows) - len(created),
+            "runs": [r["id"] for r in created],
+        }
 
     def _plan_slots(
         self,

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -77,6 +78,11 @@ async def bulk_insert(conn: AsyncConnection, rows: Rows) -> None:
         await copy_rows(raw, rows)
     else:
         await conn.exec_driver_sql(rows.insert_sql, list(rows.records))
+
+
+# A bulk insert that breaks a unique index: SQLAlchemy's error, or asyncpg's own from a COPY
+# (which bypasses SQLAlchemy).
+UNIQUE_VIOLATIONS = (sa.exc.IntegrityError, asyncpg.UniqueViolationError)
 
 
 async def copy_rows(asyncpg_conn: Any, rows: Rows) -> None:

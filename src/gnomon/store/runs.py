@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gnomon.domain import RunState
 from gnomon.store._sql import (
+    UNIQUE_VIOLATIONS,
     Rows,
     bulk_insert,
     chunks,
@@ -142,7 +143,7 @@ async def insert_slots(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) ->
         async with conn.begin_nested():
             await insert(conn, rows)
         return {r["id"] for r in rows}
-    except sa.exc.IntegrityError:
+    except UNIQUE_VIOLATIONS:
         pass
     inserted: set[str] = set()
     for part in chunks(rows, 1000):

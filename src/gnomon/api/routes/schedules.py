@@ -1,4 +1,4 @@
-"""/v1/schedules: change, delete, upcoming fire times, slots not run."""
+"""/v1/schedules: change, delete, upcoming fire times, slots not run, backfill."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from gnomon.api.deps import principal, service
 from gnomon.api.present import JSON
 from gnomon.domain import FireStatus, Principal
 from gnomon.service import Service
-from gnomon.specs import SchedulePatch
+from gnomon.specs import BackfillSpec, SchedulePatch
 
 router = APIRouter(tags=["schedules"], responses=schemas.ERRORS)
 
@@ -51,6 +51,20 @@ async def delete_schedule(
 ) -> Response:
     await svc.schedules.delete(who, schedule_id)
     return present.no_content()
+
+
+@router.post(
+    "/v1/schedules/{schedule_id}/backfill", status_code=201, response_model=schemas.Backfill
+)
+async def backfill(
+    schedule_id: str,
+    spec: BackfillSpec,
+    who: Principal = Depends(principal),
+    svc: Service = Depends(service),
+) -> JSON:
+    """Run the schedule's slots in [start, end) now; slots that already have a run are left
+    alone, so a backfill can be repeated safely."""
+    return JSON(await svc.schedules.backfill(who, schedule_id, spec), status_code=201)
 
 
 @router.get("/v1/schedules/{schedule_id}/next", response_model=schemas.NextTimes)
