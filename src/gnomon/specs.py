@@ -168,6 +168,8 @@ class BackfillSpec(BaseModel):
             v = v.astimezone(UTC)
         except OverflowError:
             raise ValueError("outside the years 1 to 9999 in UTC") from None
+        if v.year < 1970:
+            raise ValueError("before 1970-01-01T00:00:00Z")
         start = info.data.get("start")
         if info.field_name == "end" and start is not None and v <= start:
             raise ValueError("end must be after start")

@@ -233,6 +233,8 @@ def test_backfill_runs_each_slot_of_the_range_once(api: httpx.Client) -> None:
         ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "end"),
         ({"start": "2026-01-01T00:00:00Z", "end": "2027-01-01T00:00:00Z"}, "end"),
         ({"start": "yesterday", "end": "2026-01-01T00:00:00Z"}, "start"),
+        ({"start": "0001-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "start"),
+        ({"start": "2026-01-01T00:00:00Z", "end": "9999-12-31T23:59:59-23:59"}, "end"),
         ({"start": "2026-01-01T00:00:00Z"}, "end"),
         ({"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T01:00:00Z", "x": 1}, "x"),
     ],
