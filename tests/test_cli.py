@@ -260,6 +260,13 @@ def test_schedule_add_list_next(srv: Server, cli: Cli) -> None:
     assert upcoming.count(":00:00Z") == 3 and "UTC" in upcoming
 
     window = ("--from", "2026-01-01T00:00:00Z", "--to", "2026-01-04T00:00:00Z")
+    listed_slots = ok(cli("schedule", "backfill", made["id"], *window, "--dry-run"))
+    assert listed_slots.splitlines() == [
+        "2026-01-01 08:00:00Z",
+        "2026-01-02 08:00:00Z",
+        "2026-01-03 08:00:00Z",
+        "dry run: 3 slot(s) in the range, 0 already had a run",
+    ]
     back = ok(cli("schedule", "backfill", made["id"], *window))
     assert back.strip() == "3 slot(s) in the range: 3 run(s) queued, 0 already had one"
     again = loads(cli("schedule", "backfill", made["id"], *window, "--json"))

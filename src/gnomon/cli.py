@@ -918,13 +918,23 @@ def schedule_backfill(
     schedule_id: Annotated[str, typer.Argument(help="Schedule id.")],
     start: Annotated[str, typer.Option("--from", help="Start of the range (RFC 3339).")],
     end: Annotated[str, typer.Option("--to", help="End of the range, exclusive (RFC 3339).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the slots; queue nothing.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Run the schedule's slots in [--from, --to) now; slots that already ran are left alone."""
     with connect(ctx) as client:
-        out = client.backfill(schedule_id, start, end)
+        out = client.backfill(schedule_id, start, end, dry_run)
     if as_json:
         _print_json(out)
+        return
+    if dry_run:
+        for t in out["times"]:
+            typer.echo(_ts(t))
+        typer.echo(
+            f"dry run: {out['slots']} slot(s) in the range, {out['existing']} already had a run"
+        )
         return
     typer.echo(
         f"{out['slots']} slot(s) in the range: {out['created']} run(s) queued, "

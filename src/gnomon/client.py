@@ -93,6 +93,7 @@ class Upcoming(TypedDict):
 class Backfill(TypedDict):
     schedule_id: str
     slots: int
+    times: list[str]
     created: int
     existing: int
     runs: list[str]
@@ -347,8 +348,8 @@ class Client:
             Upcoming, self.request("GET", f"/v1/schedules/{schedule_id}/next", params={"n": n})
         )
 
-    def backfill(self, schedule_id: str, start: str, end: str) -> Backfill:
-        body = {"start": start, "end": end}
+    def backfill(self, schedule_id: str, start: str, end: str, dry_run: bool = False) -> Backfill:
+        body = {"start": start, "end": end, "dry_run": dry_run}
         path = f"/v1/schedules/{schedule_id}/backfill"
         return cast(Backfill, self.request("POST", path, json=body))
 

@@ -160,6 +160,7 @@ class BackfillSpec(BaseModel):
     model_config = _STRICT
     start: AwareDatetime = Field(description="First instant of the range (RFC 3339, inclusive).")
     end: AwareDatetime = Field(description="End of the range (RFC 3339, exclusive).")
+    dry_run: bool = Field(default=False, description="List the slots; queue nothing.")
 
     @field_validator("start", "end")
     @classmethod

@@ -223,6 +223,19 @@ def test_backfill_runs_each_slot_of_the_range_once(api: httpx.Client) -> None:
     again = api.post(path, json=body).json()
     assert (again["slots"], again["created"], again["existing"]) == (3, 1, 2)
     assert api.post(path, json=body).json()["created"] == 0
+    # A dry run lists the slots and counts those that already ran; it queues nothing.
+    dry = api.post(path, json={**body, "start": "2026-01-01T03:00:00Z", "dry_run": True})
+    assert dry.status_code == 200, dry.text
+    assert [parse_ts(t) for t in dry.json()["times"]] == [datetime(2026, 1, 1, 3, tzinfo=UTC)]
+    assert (dry.json()["created"], dry.json()["existing"], dry.json()["runs"]) == (0, 1, [])
+    fresh = api.post(
+        path, json={"start": "2026-02-01T00:00:00Z", "end": "2026-02-01T02:00:00Z", "dry_run": True}
+    ).json()
+    assert [parse_ts(t) for t in fresh["times"]] == [
+        datetime(2026, 2, 1, hour, tzinfo=UTC) for hour in range(2)
+    ]
+    assert (fresh["slots"], fresh["existing"]) == (2, 0)
+    assert len(runs_of(api, job=job["id"])) == 4
 
 
 @pytest.mark.parametrize(

@@ -187,6 +187,7 @@ class RunIds(BaseModel):
 class Backfill(BaseModel):
     schedule_id: str
     slots: int
+    times: list[str]
     created: int
     existing: int
     runs: list[str]

@@ -361,7 +361,8 @@ class Schedules:
         self, who: Principal, schedule_id: str, spec: BackfillSpec
     ) -> dict[str, Any]:
         """Run the slots of [start, end) now, each once: a slot that already has a run (fired,
-        or backfilled before) is left alone. The overlap rule is not applied."""
+        or backfilled before) is left alone. The overlap rule is not applied. A dry run only
+        lists the slots and counts those that already have a run."""
         s = await self.get(who, schedule_id, Role.developer)
         job = await self.svc.jobs.get(who, s["job_id"], Role.developer)
         tick = timedelta(microseconds=1)
@@ -370,17 +371,22 @@ class Schedules:
         )
         if total > BACKFILL_LIMIT:
             raise Invalid("end", f"the range holds more than {BACKFILL_LIMIT:,} slots; split it")
+        times = [t.timestamp() for t in slots]
+        out = {"schedule_id": s["id"], "slots": len(times), "times": times}
+        if spec.dry_run:
+            async with self.svc.db.read() as conn:
+                filled = await run_store.filled_slots(conn, s["id"], times)
+            return {**out, "created": 0, "existing": len(filled), "runs": []}
         now = time.time()
         rows = [
-            new_run(run_id, job, s["params"], now, schedule_id=s["id"], scheduled_for=t.timestamp())
-            for run_id, t in zip(new_ids(len(slots)), slots, strict=True)
+            new_run(run_id, job, s["params"], now, schedule_id=s["id"], scheduled_for=t)
+            for run_id, t in zip(new_ids(len(times)), times, strict=True)
         ]
         async with self.svc.db.write() as conn:
             created = await _insert_slot_runs(conn, rows, now)
         self._announce(created)
         return {
-            "schedule_id": s["id"],
-            "slots": len(rows),
+            **out,
             "created": len(created),
             "existing": len(rows) - len(created),
             "runs": [r["id"] for r in created],

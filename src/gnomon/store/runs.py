@@ -443,6 +443,21 @@ async def active_for_schedules(
     return out
 
 
+async def filled_slots(
+    conn: AsyncConnection, schedule_id: str, slots: Sequence[float]
+) -> set[float]:
+    """Which of these slots of a schedule already have a run."""
+    out: set[float] = set()
+    for part in chunks(slots):
+        rows = await conn.execute(
+            sa.select(runs.c.scheduled_for).where(
+                runs.c.schedule_id == schedule_id, runs.c.scheduled_for.in_(part)
+            )
+        )
+        out.update(r[0] for r in rows)
+    return out
+
+
 async def active_runs_of_schedules(
     conn: AsyncConnection, schedule_ids: Sequence[str]
 ) -> list[dict[str, Any]]:

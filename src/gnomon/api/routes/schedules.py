@@ -54,7 +54,10 @@ async def delete_schedule(
 
 
 @router.post(
-    "/v1/schedules/{schedule_id}/backfill", status_code=201, response_model=schemas.Backfill
+    "/v1/schedules/{schedule_id}/backfill",
+    status_code=201,
+    response_model=schemas.Backfill,
+    responses={200: {"model": schemas.Backfill, "description": "A dry run: nothing queued."}},
 )
 async def backfill(
     schedule_id: str,
@@ -63,8 +66,10 @@ async def backfill(
     svc: Service = Depends(service),
 ) -> JSON:
     """Run the schedule's slots in [start, end) now; slots that already have a run are left
-    alone, so a backfill can be repeated safely."""
-    return JSON(await svc.schedules.backfill(who, schedule_id, spec), status_code=201)
+    alone, so a backfill can be repeated safely. `dry_run` lists the slots only."""
+    out = await svc.schedules.backfill(who, schedule_id, spec)
+    body = {**out, "times": [present.iso(t) for t in out["times"]]}
+    return JSON(body, status_code=200 if spec.dry_run else 201)
 
 
 @router.get("/v1/schedules/{schedule_id}/next", response_model=schemas.NextTimes)
