@@ -281,22 +281,19 @@ async def durable_load(
     )
 
 
-async def main() -> None:
-    p = wrk_parser(__doc__.split("\n\n")[0], duration=10, warmup=2, connections=64)
-    args = p.parse_args()
-    chosen = backends(args)
+async def compare(name: str, title: str, route: str, table: str, body: str, args: Any) -> None:
+    """The baseline, then gnomon on each backend, under the same wrk load on `route` (`{job}`
+    in it) with `body`; prints the table, keeps the JSON, and fails if `table` lacks a row for
+    some 2xx answer."""
     wrk_bin = ensure_wrk()
-    work = temp_dir("submit")
-    outcomes = [run_baseline(wrk_bin, work, args)]
-    for backend in chosen:
-        outcomes.append(
-            await load_gnomon(backend, "runs", "/v1/jobs/{job}/runs", BODY, wrk_bin, work, args)
-        )
+    work = temp_dir(name)
+    outcomes = [run_baseline(wrk_bin, work, args, body)]
+    for backend in backends(args):
+        outcomes.append(await load_gnomon(backend, table, route, body, wrk_bin, work, args))
 
     base = outcomes[0].wrk.rps
     t = Table(
-        f"single-run submissions: POST /v1/jobs/{{id}}/runs — wrk -t{args.threads} "
-        f"-c{args.connections} -d{args.duration:g}s",
+        f"{title} — wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s",
         [o.target if o.target == "baseline" else f"gnomon-{o.target}" for o in outcomes],
     )
     t.add("requests/s (2xx)", [o.wrk.rps for o in outcomes], 0)
@@ -308,17 +305,23 @@ async def main() -> None:
     t.add("latency p99 (ms)", [o.wrk.p99_us / 1000 for o in outcomes], 2)
     t.add("latency max (ms)", [o.wrk.max_us / 1000 for o in outcomes], 1)
     t.add("server CPU (% of 1 core)", [o.server_cpu_pct for o in outcomes], 0)
-    t.add("runs in ledger (new)", [o.ledger_new for o in outcomes])
+    t.add(f"{table} in database (new)", [o.ledger_new for o in outcomes])
     t.add("in flight at wrk stop", [o.extra.get("in_flight_at_stop") for o in outcomes])
     t.add("every 2xx durable", [o.durable for o in outcomes])
     t.print()
     write_json(
         args,
-        "submit",
+        name,
         [{**asdict(o), "rps": o.wrk.rps, "ratio": o.wrk.rps / base} for o in outcomes],
     )
     if any(o.durable is False for o in outcomes):
-        raise SystemExit("durability check failed: ledger does not match the 2xx responses")
+        raise SystemExit(f"durability check failed: {table} do not match the 2xx responses")
+
+
+async def main() -> None:
+    p = wrk_parser(__doc__.split("\n\n")[0], duration=10, warmup=2, connections=64)
+    title = "single-run submissions: POST /v1/jobs/{id}/runs"
+    await compare("submit", title, "/v1/jobs/{job}/runs", "runs", BODY, p.parse_args())
 
 
 if __name__ == "__main__":
