@@ -71,6 +71,19 @@ if ! amqp_up; then
 fi
 echo "services: RabbitMQ ready on 127.0.0.1:5672"
 
+# bubblewrap and useradd: the local executor's sandbox and the user it runs jobs as.
+if ! have bwrap; then
+  echo "services: installing bubblewrap"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq bubblewrap >/dev/null
+fi
+if ! have useradd && [ ! -x /usr/sbin/useradd ]; then
+  echo "services: installing passwd (useradd)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq passwd >/dev/null
+fi
+echo "services: bubblewrap $(bwrap --version | cut -d' ' -f2) ready"
+
 # A one-node Slurm cluster (the Slurm executor's and the TSM face's tests).
 bash "$(dirname "$0")/slurm.sh" >/dev/null
 echo "services: Slurm ready (SLURM_CONF=${GNOMON_SLURM_DIR:-/tmp/gnomon-slurm}/slurm.conf)"

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.server import Server, drop_postgres, fresh_postgres
+from tests.server import SHARED_CWD, Server, drop_postgres, fresh_postgres
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -18,7 +20,7 @@ def server(
 ) -> Iterator[Server]:
     """A running gnomon on each backend, shared by the API tests of a session."""
     url = fresh_postgres() if request.param == "postgresql" else None
-    srv = Server(tmp_path_factory.mktemp(f"gnomon-{request.param}"), url)
+    srv = Server(tmp_path_factory.mktemp(f"gnomon-{request.param}"), url, **SHARED_CWD)
     srv.backend = request.param  # type: ignore[attr-defined]
     srv.start()
     yield srv
@@ -43,6 +45,16 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory in /tmp that a local job may name as its `cwd` on a server started with
+    SHARED_CWD, and enter and write to as the user it runs as."""
+    path = Path(tempfile.mkdtemp(prefix="gnomon-shared-", dir="/tmp"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -27,6 +27,9 @@ FAST = {
     "GNOMON_LOG_LEVEL": "warning",
 }
 
+# Local jobs may name a `cwd` in /tmp (see the `shared_dir` fixture); else none.
+SHARED_CWD = {"GNOMON_LOCAL_CWD_ROOTS": "/tmp"}
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -57,8 +60,16 @@ def drop_postgres(url: str) -> None:
 class Server:
     """One `gnomon serve` process."""
 
-    def __init__(self, data_dir: Path, database_url: str | None = None, **env: str):
+    def __init__(
+        self,
+        data_dir: Path,
+        database_url: str | None = None,
+        *,
+        wrap: tuple[str, ...] = (),
+        **env: str,
+    ):
         self.data_dir = data_dir
+        self.wrap = wrap  # a command that runs the server (e.g. setpriv, as another user)
         self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -78,7 +89,7 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gnomon", "serve"],
+            [*self.wrap, sys.executable, "-m", "gnomon", "serve"],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -14,7 +14,7 @@ from typing import Protocol
 import httpx
 import pytest
 
-from tests.server import Server, free_port, wait_for
+from tests.server import SHARED_CWD, Server, free_port, wait_for
 
 ULID_LEN = 26
 
@@ -23,7 +23,7 @@ ULID_LEN = 26
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One SQLite server whose data dir is `<root>/gnomon-data`, as a local install has it."""
     root = tmp_path_factory.mktemp("cli")
-    server = Server(root / "gnomon-data").start()
+    server = Server(root / "gnomon-data", **SHARED_CWD).start()
     yield server
     server.stop()
 
@@ -316,3 +316,24 @@ def test_app_create_list(cli: Cli, tmp_path: Path) -> None:
     assert "cli-app" in table and guid[:8] in table
     failed = cli("app", "create", "cli-app")
     assert failed.returncode == 1 and "already exists" in failed.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs needs root")
+def test_serve_on_a_read_only_data_dir_says_so_in_one_line(tmp_path: Path) -> None:
+    where = tmp_path / "ro"
+    where.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(where)], check=True)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gnomon", "serve", "--port", str(free_port())],
+            env=clean_env(GNOMON_DATA_DIR=str(where / "data")),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"gnomon: cannot use the data directory {where / 'data'}: Read-only file system"
+    ]

@@ -73,6 +73,8 @@ def test_types_int_url_enum_and_defaults(tmp_path: Path) -> None:
         ('argv = ["x"]\nparams.p = { required = false }', "needs a `default`"),
         ('argv = ["x"]\nexecutor_options = { extra = ["--uid=0"] }', "not allowed"),
         ('argv = ["x"]\nsecrets = { "BAD-NAME" = "s" }', "environment variable"),
+        ('argv = ["x"]\nenv = { SBATCH_ERROR = "/tmp/e" }', "steer sbatch"),
+        ('argv = ["x"]\nsecrets = { SLURM_CONF = "s" }', "steer sbatch"),
     ],
 )
 def test_bad_files_are_refused_clearly(tmp_path: Path, body: str, complaint: str) -> None:
@@ -81,6 +83,24 @@ def test_bad_files_are_refused_clearly(tmp_path: Path, body: str, complaint: str
     with pytest.raises(ValueError, match="templates file") as err:
         load(path)
     assert complaint in str(err.value)
+
+
+def test_an_int_never_becomes_an_option(tmp_path: Path) -> None:
+    path = tmp_path / "t.toml"
+    path.write_text(
+        """
+        [templates.t]
+        executor = "local"
+        argv = ["/bin/tool", "{n}", "--offset={m}"]
+        params.n = { type = "int" }
+        params.m = { type = "int" }
+        """
+    )
+    t = load(path)["t"]
+    with pytest.raises(ValidationError) as err:
+        t.validate_params({"n": -5, "m": 1})
+    assert "parameter 'n'" in describe_error(err.value) and "option" in describe_error(err.value)
+    assert t.validate_params({"n": 0, "m": -5}) == {"n": 0, "m": -5}  # inside an item: a value
 
 
 def test_argv_params_and_secrets_on_shell_actions() -> None:

@@ -147,7 +147,7 @@ async def _execute(
         timeout_s=payload.get("timeout_s"),
         output=tail,
     )
-    executor = LocalExecutor(secrets=settings.secret_values())
+    executor = LocalExecutor(settings)
     try:
         if (now := executor.immediate(attempt)) is not None:
             outcome = now

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shlex
 import sys
 from collections.abc import Iterator
@@ -365,6 +366,19 @@ SERVE_OPTIONS: dict[str, Any] = {
 }
 
 
+def _unwritable(directory: Path) -> str | None:
+    """Why the server could not keep its data in `directory`, if it could not."""
+    import tempfile
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
@@ -375,19 +389,28 @@ def serve(
     import uvicorn
 
     from gnomon.api.app import asgi_app
+    from gnomon.api.protocol import guarded_http
     from gnomon.logging import configure
 
     overrides = {
         k: v for k, v in {"host": host, "port": port, "data_dir": data_dir}.items() if v is not None
     }
+    os.umask(0o077)  # what the server makes (database, keys, output) is its user's alone
     settings = Settings(**overrides)
     configure(settings.log_level)
+    if problem := _unwritable(settings.data_dir):
+        _fail(f"gnomon: cannot use the data directory {settings.data_dir}: {problem}")
     print(
         f"gnomon: serving on http://{settings.host}:{settings.port} "
         f"({'SQLite in ' + str(settings.data_dir) if settings.is_sqlite else 'PostgreSQL'})",
         flush=True,
     )
-    uvicorn.run(asgi_app(settings), host=settings.host, port=settings.port, **SERVE_OPTIONS)
+    options = {
+        **SERVE_OPTIONS,
+        "http": guarded_http(settings.request_read_timeout_s, settings.request_head_max_bytes),
+        "timeout_keep_alive": settings.keep_alive_s,
+    }
+    uvicorn.run(asgi_app(settings), host=settings.host, port=settings.port, **options)
 
 
 @app.command()

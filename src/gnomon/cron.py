@@ -630,11 +630,12 @@ def upcoming(trigger: Trigger, after: datetime, n: int) -> list[datetime]:
 
 
 def slots_between(
-    trigger: Trigger, after: datetime, until: datetime, limit: int
+    trigger: Trigger, after: datetime, until: datetime, limit: int, cap: int = COUNT_CAP
 ) -> tuple[list[datetime], int]:
     """Fire instants t with after < t <= until: (first `limit` of them, total count).
 
-    The count is exact arithmetic for IntervalTrigger; otherwise it stops at COUNT_CAP.
+    The count is exact arithmetic for IntervalTrigger; otherwise it stops at `cap` (at most
+    COUNT_CAP): pass `limit + 1` to learn only whether there are more than `limit`.
     """
     if limit < 0:
         raise ValueError("limit must be >= 0")
@@ -648,8 +649,9 @@ def slots_between(
         return [s for s in slots if s is not None], total
     out: list[datetime] = []
     total = 0
+    cap = min(cap, COUNT_CAP)
     for t in _iter_trigger(trigger, after_utc):
-        if t > until_utc or total >= COUNT_CAP:
+        if t > until_utc or total >= cap:
             break
         total += 1
         if len(out) < limit:

@@ -177,6 +177,23 @@ class SlurmOptions(BaseModel):
         return flags + self.extra
 
 
+# Environment variables that steer `sbatch` itself (its options, its configuration, the
+# loader that starts it) rather than the job: a job's env may not set them on the slurm
+# executor — the flag allow-list would mean nothing otherwise.
+SLURM_ENV_PREFIXES = ("SBATCH_", "SLURM_", "SALLOC_", "SRUN_", "SPANK_", "LD_")
+
+
+def slurm_env_refused(action: dict[str, Any]) -> str | None:
+    """The first variable of a shell action's env or secrets that sbatch would obey."""
+    names = [*(action.get("env") or {}), *(action.get("secrets") or {})]
+    return next((n for n in names if n.upper().startswith(SLURM_ENV_PREFIXES)), None)
+
+
+def slurm_safe_env(env: dict[str, str]) -> dict[str, str]:
+    """`env` without the variables sbatch would obey."""
+    return {k: v for k, v in env.items() if not k.upper().startswith(SLURM_ENV_PREFIXES)}
+
+
 class CeleryOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     queue: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,200}$")
@@ -348,13 +365,20 @@ def clip_output(data: bytes, limit: int) -> bytes:
 
 
 class Principal(BaseModel):
-    """An authenticated token: global admin, or roles per space."""
+    """An authenticated caller: global admin, or roles per space.
+
+    `token_id` names the caller: a token's id (a ULID), `jwt:<sub>` for an external JWT,
+    or a face's own name; the three never collide. `site` is set for a site's own software
+    on a face (known by the site's key, or by an open face): it holds no role and acts only
+    on that face's jobs at that site.
+    """
 
     model_config = ConfigDict(frozen=True)
     token_id: str
     name: str
     admin: bool = False
     roles: dict[str, Role] = Field(default_factory=dict)
+    site: str | None = None
 
     def can(self, space: str, role: Role) -> bool:
         if self.admin:

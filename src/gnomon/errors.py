@@ -49,3 +49,17 @@ class Conflict(GnomonError):
 class Unavailable(GnomonError):
     status = 503
     code = "unavailable"
+
+
+class Busy(GnomonError):
+    """Too much at once: the answer carries `Retry-After` (seconds)."""
+
+    status = 503
+    code = "busy"
+
+    def __init__(self, message: str, *, retry_after_s: int = 1, status: int | None = None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        if status is not None:
+            self.status = status
+            self.code = "too_many" if status == 429 else self.code

@@ -273,8 +273,8 @@ class ReservationSpec(BaseModel):
         default=None,
         min_length=1,
         max_length=200,
-        description="Who holds it (a token id or a JWT subject); default the caller. "
-        "Another owner needs the manager role.",
+        description="Who holds it (a token id, or `jwt:<sub>` for an external JWT's "
+        "subject); default the caller. Another owner needs the manager role.",
     )
     owner_name: str | None = Field(default=None, max_length=200)
     note: str | None = Field(default=None, max_length=2000)

@@ -13,7 +13,9 @@ with a model built from the declaration and creates a run of the template's job.
     params.thing_uuid = { type = "uuid" }
     secrets = { MQTT_PASSWORD = "tsm_mqtt_password" }
 
-A relative argv[0] starting with `./` is resolved against the file's directory.
+A relative argv[0] starting with `./` is resolved against the file's directory. No value of
+a parameter may read as an option: text, URLs and — where a placeholder starts an argv item —
+integers must not start with '-'.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from pydantic import (
 from gnomon.domain import (
     ARGV_PLACEHOLDER,
     RetryPolicy,
+    slurm_env_refused,
     validate_executor,
     validate_executor_options,
 )
@@ -59,6 +62,12 @@ def _no_flag(v: str) -> str:
     return v
 
 
+def _not_negative(v: int) -> int:
+    if v < 0:
+        raise ValueError("must not be negative here (it would read as an option)")
+    return v
+
+
 def _url(v: str) -> str:
     parts = urlsplit(v)
     if not parts.scheme or not parts.netloc:
@@ -68,6 +77,7 @@ def _url(v: str) -> str:
 
 Text = Annotated[StrictStr, Field(min_length=1, max_length=4096), AfterValidator(_no_flag)]
 Url = Annotated[StrictStr, Field(max_length=4096), AfterValidator(_no_flag), AfterValidator(_url)]
+Count = Annotated[StrictInt, AfterValidator(_not_negative)]
 
 
 class ParamSpec(BaseModel):
@@ -86,10 +96,11 @@ class ParamSpec(BaseModel):
             raise ValueError("an optional parameter needs a `default` (its argv item needs one)")
         return self
 
-    def annotation(self) -> Any:
+    def annotation(self, leading: bool = False) -> Any:
+        """The parameter's type; `leading`: its placeholder starts an argv item."""
         return {
             "string": Text,
-            "int": StrictInt,
+            "int": Count if leading else StrictInt,
             "uuid": UUID,
             "url": Url,
             "enum": Literal[tuple(self.values)] if self.values else str,
@@ -131,6 +142,9 @@ class Template(BaseModel):
     @model_validator(mode="after")
     def _placeholders(self) -> Template:
         self.executor_options = validate_executor_options(self.executor, self.executor_options)
+        steering = slurm_env_refused({"env": self.env, "secrets": self.secrets})
+        if self.executor == "slurm" and steering:
+            raise ValueError(f"{steering}: variables that steer sbatch are not accepted")
         known = set(self.params) | set(self.constants)
         for item in self.argv:
             for name in ARGV_PLACEHOLDER.findall(item):
@@ -143,8 +157,9 @@ class Template(BaseModel):
 
     @cached_property
     def model(self) -> type[BaseModel]:
+        leading = {m.group(1) for item in self.argv if (m := ARGV_PLACEHOLDER.match(item))}
         fields: dict[str, Any] = {
-            name: (p.annotation(), ... if p.required else p.default)
+            name: (p.annotation(name in leading), ... if p.required else p.default)
             for name, p in self.params.items()
         }
         return create_model(f"{self.name}_params", __config__=ConfigDict(extra="ignore"), **fields)

@@ -231,6 +231,30 @@ def test_manager_manages_tokens_of_its_space(api: httpx.Client, server: Server) 
         assert [m["token_id"] for m in members] == [boss["id"]]
 
 
+def test_a_manager_cannot_take_in_another_spaces_token(api: httpx.Client, server: Server) -> None:
+    """A's manager may not add B's token to A (B's manager could then no longer revoke it);
+    a token of spaces they manage, or a member changing role, is theirs to place."""
+    a, b = new_space(api), new_space(api)
+    boss_a = new_token(api, roles={a: "manager"})
+    other = new_token(api, roles={b: "manager"})
+    stranger = new_token(api, roles={b: "developer"})
+    both = new_token(api, roles={a: "manager", b: "manager"})
+    admin_token = new_token(api, admin=True)
+    with server.client(boss_a["token"]) as mgr:
+        r = mgr.put(f"/v1/spaces/{a}/members/{stranger['id']}", json={"role": "viewer"})
+        assert_error(r, 403, "forbidden")
+        r = mgr.put(f"/v1/spaces/{a}/members/{admin_token['id']}", json={"role": "viewer"})
+        assert_error(r, 403, "forbidden")
+        own = mgr.post("/v1/tokens", json={"name": uid(), "roles": {a: "viewer"}}).json()
+        r = mgr.put(f"/v1/spaces/{a}/members/{own['id']}", json={"role": "developer"})
+        assert r.status_code == 200, r.text
+    with server.client(both["token"]) as mgr:  # manages A and B: may bring B's token to A
+        r = mgr.put(f"/v1/spaces/{a}/members/{stranger['id']}", json={"role": "viewer"})
+        assert r.status_code == 200, r.text
+    r = api.put(f"/v1/spaces/{a}/members/{other['id']}", json={"role": "viewer"})
+    assert r.status_code == 200, r.text  # an admin places any token
+
+
 def test_revoked_token_gets_401(api: httpx.Client, server: Server) -> None:
     space = new_space(api)
     tok = new_token(api, roles={space: "developer"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -69,8 +70,8 @@ def test_bad_apps(api: httpx.Client) -> None:
     assert_error(api.get(f"/v1/apps/{uuid.uuid4()}"), 404)
 
 
-def test_a_native_job_in_an_apps_context(api: httpx.Client, tmp_path: Any) -> None:
-    app = new_app(api, cwd=str(tmp_path), env={"WHO": "app", "KEEP": "app"})
+def test_a_native_job_in_an_apps_context(api: httpx.Client, shared_dir: Path) -> None:
+    app = new_app(api, cwd=str(shared_dir), env={"WHO": "app", "KEEP": "app"})
     r = api.post(
         "/v1/jobs",
         json={
@@ -82,11 +83,11 @@ def test_a_native_job_in_an_apps_context(api: httpx.Client, tmp_path: Any) -> No
     assert r.status_code == 201, r.text
     job = r.json()
     assert job["app"] == app["guid"] and job["space"] == "default"
-    assert job["action"]["cwd"] == str(tmp_path)
+    assert job["action"]["cwd"] == str(shared_dir)
     assert job["action"]["env"] == {"WHO": "job", "KEEP": "app"}
     run = api.post(f"/v1/jobs/{job['id']}/runs").json()
     assert wait_state(api, run["id"])["state"] == "succeeded"
-    assert api.get(f"/v1/runs/{run['id']}/log").text.split() == ["job", "app", str(tmp_path)]
+    assert api.get(f"/v1/runs/{run['id']}/log").text.split() == ["job", "app", str(shared_dir)]
     assert_error(api.delete(f"/v1/apps/{app['guid']}"), 409, "conflict")
 
 

@@ -334,3 +334,46 @@ def test_events_after_out_of_range_is_422(private: Server) -> None:
     with one_shot(private) as c:
         r = c.get("/v1/events", params={"after": str(10**23)}, timeout=httpx.Timeout(5.0))
         assert_error(r, 422, "invalid", field="after")
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "field"),
+    [
+        ("run", b'{"params": {"a": "x\\ud800"}}', "params.a"),
+        ("run", b'{"params": {"\\udfff": 1}}', "params.?"),
+        ("batch", b'{"job": "%s", "runs": [{"params": {"a": "\\ud800"}}]}', "runs.0.params.a"),
+        (
+            "job",
+            b'{"name": "n", "action": {"type": "noop"}, "params": {"s": "\\ud800"}}',
+            "params.s",
+        ),
+    ],
+)
+def test_a_lone_surrogate_is_422_naming_the_field(
+    private: Server, route: str, body: bytes, field: str
+) -> None:
+    """Not text in any encoding: no store keeps it (before: 500, or a dropped connection)."""
+    with one_shot(private) as c:
+        job = create_job(c, executor="site:never-claimed")
+        path = {"run": f"/v1/jobs/{job['id']}/runs", "batch": "/v1/runs:batch"}.get(route)
+        if route == "batch":
+            body = body.replace(b"%s", job["id"].encode())
+        r = c.post(path or "/v1/jobs", content=body, headers={"content-type": "application/json"})
+        assert_error(r, 422, "invalid", field=field)
+        assert "surrogate" in r.json()["error"]["message"]
+        # A valid pair is text: it is kept.
+        r = c.post(f"/v1/jobs/{job['id']}/runs", json={"params": {"a": "\U0001f600"}})
+        assert r.status_code == 201 and r.json()["params"]["a"] == "\U0001f600", r.text
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/runs:batch", "/api/v1/schedule/"])
+def test_deep_nesting_with_a_long_number_is_not_a_500(private: Server, path: str) -> None:
+    body = b"[" * 5000 + b"1234567890123456789" + b"]" * 5000
+    with one_shot(private) as c:
+        r = c.post(path, content=body, headers={"content-type": "application/json"})
+        assert r.status_code in (400, 422), r.text[:300]
+        if path.startswith("/v1/"):
+            assert_error(r, 422, "invalid", field="body")
+        # The schedule face, with its own envelope, on a body the guard does not look into.
+        r = c.post("/api/v1/schedule/", content=b'{"t0": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+        assert r.status_code == 400 and r.json()["status"] == "error", r.text[:300]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 
 import httpx
 
@@ -24,6 +25,11 @@ def ticket(api: httpx.Client) -> str:
 
 def anonymous(server: Server) -> httpx.Client:
     return httpx.Client(base_url=server.url, timeout=30)
+
+
+def server_key(server: Server) -> bytes:
+    """The key the server signs tickets with (its key file: nothing in the database)."""
+    return (server.data_dir / "secret.key").read_text().strip().encode()
 
 
 def test_a_ticket_opens_the_stream_without_a_header(api: httpx.Client, server: Server) -> None:
@@ -77,7 +83,7 @@ def test_expired_and_revoked_tickets_are_refused(api: httpx.Client, server: Serv
     r = api.post("/v1/tokens", json={"name": uid("tok"), "roles": {space: "viewer"}})
     made = r.json()
     secret = made["token"]
-    key = hashlib.sha256(secret.encode()).hexdigest()
+    key = server_key(server)
     old = int(time.time()) - 5
     expired = f"{made['id']}.{old}.{ticket_mac(key, made['id'], old)}"
     with anonymous(server) as anon:
@@ -105,3 +111,41 @@ def test_a_ticket_sees_only_its_tokens_spaces(api: httpx.Client, server: Server)
             trigger(api, ours["id"])
             events = read_until(stream, lambda ev: ev[-1]["data"]["state"] == "succeeded")
     assert {e["data"]["job_id"] for e in events} == {ours["id"]}
+
+
+def test_what_the_database_holds_cannot_sign_a_ticket(api: httpx.Client, server: Server) -> None:
+    key_file = server.data_dir / "secret.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    r = api.post("/v1/tokens", json={"name": uid("tok"), "admin": True})
+    made = r.json()
+    stored = hashlib.sha256(made["token"].encode()).hexdigest()  # the tokens table's hash
+    expires = int(time.time()) + 60
+    forged = f"{made['id']}.{expires}.{ticket_mac(stored.encode(), made['id'], expires)}"
+    with anonymous(server) as anon:
+        err = assert_error(anon.get("/v1/events", params={"ticket": forged}), 401)
+        assert "invalid" in err["message"]
+        real = f"{made['id']}.{expires}.{ticket_mac(server_key(server), made['id'], expires)}"
+        with anon.stream(
+            "GET", "/v1/events", params={"ticket": real}, timeout=SSE_TIMEOUT
+        ) as stream:
+            assert stream.status_code == 200
+
+
+def test_servers_sharing_a_database_share_the_ticket_key(postgres_url: str, tmp_path: Path) -> None:
+    shared = {"GNOMON_SECRET_KEY": "k" * 40}
+    a = Server(tmp_path / "a", postgres_url, **shared).start()
+    b = Server(tmp_path / "b", postgres_url, **shared).start()
+    c = Server(tmp_path / "c", postgres_url).start()  # its own key file
+    try:
+        with a.client(a.token) as api:
+            t = ticket(api)
+        for other, status in ((b, 200), (c, 401)):
+            with (
+                anonymous(other) as anon,
+                anon.stream("GET", "/v1/events", params={"ticket": t}, timeout=SSE_TIMEOUT) as s,
+            ):
+                assert s.status_code == status
+        assert not (tmp_path / "a" / "secret.key").exists()
+    finally:
+        for srv in (a, b, c):
+            srv.stop()

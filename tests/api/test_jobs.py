@@ -211,7 +211,7 @@ def test_duplicate_name_is_409(api: httpx.Client) -> None:
     "action",
     [
         {"type": "shell", "command": "echo hi"},
-        {"type": "shell", "command": ["echo", "hi"], "cwd": "/", "env": {"K": "v"}},
+        {"type": "shell", "command": ["echo", "hi"], "cwd": "/tmp", "env": {"K": "v"}},
         {"type": "http", "url": "http://127.0.0.1:9/x"},
         {
             "type": "http",

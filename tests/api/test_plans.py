@@ -188,3 +188,12 @@ def test_policies(api: httpx.Client) -> None:
         "n_buffer": 3,
     }
     assert items["basic"]["calibration_targets"] == ["uranus", "saturn"]
+
+
+def test_a_plan_window_past_the_limit_is_refused(api: httpx.Client) -> None:
+    week = {"t0": "2026-01-01T00:00:00Z", "t1": "2026-01-09T00:00:00Z"}
+    err = assert_error(api.post("/v1/plans", json={"policy": "basic", **week}), 422, "invalid_plan")
+    assert "7 days" in err["message"] and "GNOMON_PLAN_WINDOW_MAX_S" in err["message"]
+    plan = make(api)
+    r = api.post(f"/v1/plans/{plan['id']}/revisions", json={"t1": "2026-02-01T00:00:00Z"})
+    assert_error(r, 422, "invalid_plan")

@@ -266,6 +266,37 @@ def test_backfill_of_an_unknown_schedule_is_404(api: httpx.Client) -> None:
     assert_error(r, 404, "not_found")
 
 
+def test_a_huge_backfill_is_refused_at_once_and_the_server_stays_responsive(
+    api: httpx.Client, server: Server
+) -> None:
+    job = create_job(api, executor="site:backfill")
+    sched = create_schedule(api, job["id"], cron="* * * * *")
+    everything = {"start": "1970-01-01T00:00:00Z", "end": "9999-12-31T00:00:00Z", "dry_run": True}
+    with ThreadPoolExecutor(1) as pool:
+        t0 = time.monotonic()
+        answer = pool.submit(
+            api.post, f"/v1/schedules/{sched['id']}/backfill", json=everything, timeout=20
+        )
+        worst = 0.0
+        while not answer.done():
+            t1 = time.monotonic()
+            assert httpx.get(server.url + "/healthz", timeout=20).status_code == 200
+            worst = max(worst, time.monotonic() - t1)
+            time.sleep(0.05)
+        r = answer.result()
+    took = time.monotonic() - t0
+    err = assert_error(r, 422, "invalid", "end")
+    assert "10,000 slots" in err["message"] and "GNOMON_BACKFILL_MAX_SLOTS" in err["message"]
+    assert took < 5, f"the refusal took {took:.1f} s"
+    assert worst < 2.0, f"/healthz took {worst:.2f} s meanwhile"
+    # The most a request may ask of /next is cheap even for a rare slot (29 February).
+    rare = create_schedule(api, job["id"], cron="0 0 29 2 *")
+    t0 = time.monotonic()
+    r = api.get(f"/v1/schedules/{rare['id']}/next", params={"n": 1000})
+    assert r.status_code == 200 and len(r.json()["times"]) == 1000
+    assert time.monotonic() - t0 < 5
+
+
 # --- validation -----------------------------------------------------------------------------
 
 

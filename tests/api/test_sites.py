@@ -16,6 +16,7 @@ from tests.api.helpers import (
     delete,
     get_run,
     history,
+    space_name,
     sse_events,
     trigger,
     uid,
@@ -272,3 +273,85 @@ def test_sixteen_pollers_drain_two_thousand_runs_once(server: Server, api: httpx
         list(pool.map(poller, range(16)))
     assert len(got) == len(set(got)) == 2000  # each exactly once
     assert set(got) == set(ids)  # none lost
+
+
+def tenant(api: httpx.Client, *roles: str) -> tuple[str, dict[str, dict[str, Any]]]:
+    """A new space and a token per role in it."""
+    space = space_name("site")
+    assert api.post("/v1/spaces", json={"name": space}).status_code == 201
+    return space, {role: token(api, role, space) for role in roles}
+
+
+def window() -> dict[str, str]:
+    """From a minute ago, for an hour."""
+    start = datetime.now(UTC) - timedelta(minutes=1)
+    return {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}
+
+
+def test_reservations_belong_to_the_spaces_that_use_a_site(
+    server: Server, api: httpx.Client
+) -> None:
+    """M1: a developer of a space with no job at a site could reserve it, its users' manager
+    could not remove that, and every site view showed other spaces' reservations."""
+    site = uid("site")
+    a, at = tenant(api, "viewer", "developer", "manager")
+    b, bt = tenant(api, "developer", "manager")
+    _, ct = tenant(api, "manager")
+    a_job = create_job(api, TASK, executor=f"site:{site}", space=a)
+    url = f"/v1/sites/{site}/reservations"
+    with client(server, bt["developer"]) as bdev:
+        assert_error(bdev.post(url, json={**window(), "space": b}), 403, "forbidden")
+    create_job(api, TASK, executor=f"site:{site}", space=b)  # now b uses the site too
+    with client(server, bt["developer"]) as bdev:
+        r = bdev.post(url, json={**window(), "space": b, "note": "b's secret"})
+        assert r.status_code == 201, r.text
+        held = r.json()
+    with client(server, at["viewer"]) as aview:
+        shown = aview.get(f"/v1/sites/{site}").json()["reservation"]
+        assert shown["id"] == held["id"] and shown["start"] == held["start"]
+        assert (shown["space"], shown["owner"], shown["owner_name"], shown["note"]) == (None,) * 4
+        listed = aview.get(url).json()["items"]
+        assert [(i["id"], i["note"]) for i in listed] == [(held["id"], None)]
+    with client(server, at["developer"]) as adev:
+        queued = adev.post(f"/v1/jobs/{a_job['id']}/runs", json={})
+        err = assert_error(queued, 403, "reserved")
+        assert "another space" in err["message"] and "b's" not in err["message"]
+    with client(server, ct["manager"]) as cman:  # c does not use the site: none of its own
+        assert_error(cman.get(f"/v1/sites/{site}"), 404, "not_found")
+        assert_error(cman.get(url), 404, "not_found")
+        assert delete(cman, f"{url}/{held['id']}").status_code == 403
+    with client(server, at["developer"]) as adev:
+        assert delete(adev, f"{url}/{held['id']}").status_code == 403  # a developer may not
+    with client(server, at["manager"]) as aman:
+        assert delete(aman, f"{url}/{held['id']}").status_code == 204
+    free = uid("site")  # a site no space uses yet: the first to come may reserve it
+    with client(server, bt["developer"]) as bdev:
+        r = bdev.post(f"/v1/sites/{free}/reservations", json={**window(), "space": b})
+        assert r.status_code == 201, r.text
+        mine = bdev.get(f"/v1/sites/{free}").json()["reservation"]
+        assert (mine["id"], mine["owner"]) == (r.json()["id"], bt["developer"]["id"])
+
+
+def test_agents_only_for_spaces_that_use_a_site(server: Server, api: httpx.Client) -> None:
+    """Low: any token could claim or send heartbeats at any site and so be listed as its
+    agent; agents of other spaces were shown to every viewer of the site."""
+    site = uid("site")
+    a, at = tenant(api, "viewer", "developer")
+    b, bt = tenant(api, "developer")
+    _, ct = tenant(api, "developer")
+    create_job(api, TASK, executor=f"site:{site}", space=a)
+    create_job(api, TASK, executor=f"site:{site}", space=b)
+    with client(server, ct["developer"]) as stranger:
+        claim_url, beat_url = f"/v1/sites/{site}/claim", f"/v1/sites/{site}/heartbeat"
+        assert_error(stranger.post(claim_url, json={"agent": "intruder"}), 403, "forbidden")
+        assert_error(stranger.post(beat_url, json={"agent": "intruder"}), 403, "forbidden")
+    for tokens, name in ((at, "a-roof"), (bt, "b-roof")):
+        with client(server, tokens["developer"]) as dev:
+            assert claim(dev, site, agent=name) == []
+    every = [x["id"].split("@")[0] for x in api.get(f"/v1/sites/{site}").json()["agents"]]
+    assert sorted(every) == ["a-roof", "b-roof"]  # an admin sees all, and no intruder
+    with client(server, at["viewer"]) as aview:
+        seen = [x["id"].split("@")[0] for x in aview.get(f"/v1/sites/{site}").json()["agents"]]
+        assert seen == ["a-roof"]
+    with client(server, ct["developer"]) as stranger:
+        assert_error(stranger.get(f"/v1/sites/{site}"), 404, "not_found")

@@ -15,12 +15,12 @@ from gnomon.config import Settings
 from tests.api.helpers import FINAL, create_job, get_run, trigger, wait_state
 from tests.celery_workers import RABBITMQ_URL, Worker, celery_env
 from tests.engine.conftest import Ledger, check_history
-from tests.server import Server, wait_for
+from tests.server import SHARED_CWD, Server, wait_for
 
 
 @pytest.fixture(scope="module")
 def env() -> dict[str, str]:
-    return celery_env()
+    return celery_env(**SHARED_CWD)
 
 
 @pytest.fixture(scope="module")
@@ -104,17 +104,18 @@ def test_cancel_stops_the_task(api: httpx.Client, workers: list[Worker]) -> None
 
 
 def test_duplicate_delivery_runs_once(
-    api: httpx.Client, server: Server, workers: list[Worker], env: dict[str, str], tmp_path: Path
+    api: httpx.Client, server: Server, workers: list[Worker], env: dict[str, str], shared_dir: Path
 ) -> None:
-    marks = tmp_path / "ran"
-    job = create_job(api, {"type": "shell", "command": f"echo ran >> {marks}"}, executor="celery")
+    marks = shared_dir / "ran"  # the job runs there, as another user
+    action = {"type": "shell", "command": "echo ran >> ran", "cwd": str(shared_dir)}
+    job = create_job(api, action, executor="celery")
     run = wait_state(api, trigger(api, job["id"])["id"], timeout=30)
     assert run["state"] == "succeeded", run
     # The broker delivers the same message again (as after a lost acknowledgement).
     app = make_app(Settings(**{k[len("GNOMON_") :].lower(): v for k, v in env.items()}))
     payload = {
         "run": {"id": run["id"], "job_id": job["id"], "attempt": 1},
-        "action": {"type": "shell", "command": f"echo ran >> {marks}"},
+        "action": action,
         "params": {},
         "timeout_s": None,
     }

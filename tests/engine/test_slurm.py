@@ -3,7 +3,10 @@ scancel — no stand-ins."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -145,3 +148,62 @@ def test_exit_codes_from_slurm_records() -> None:
     assert exit_code({"return_code": {"number": 2}, "signal": {"id": {"number": 0}}}) == 2
     assert sacct_exit("3:0") == 3 and sacct_exit("0:15") == 143
     assert job_state(["FAILED"]) == "FAILED" and job_state("CANCELLED by 0") == "CANCELLED"
+
+
+STEERING = [
+    ("env", "SBATCH_ERROR", "/tmp/stolen"),
+    ("env", "SLURM_CONF", "/tmp/slurm.conf"),
+    ("env", "SBATCH_GET_USER_ENV", "1"),
+    ("env", "LD_PRELOAD", "/tmp/x.so"),
+    ("secrets", "SBATCH_ACCOUNT", "any"),
+]
+
+
+@pytest.mark.parametrize(("field", "name", "value"), STEERING)
+def test_env_that_steers_sbatch_is_refused(
+    api: httpx.Client, script: Path, field: str, name: str, value: str
+) -> None:
+    action = {"type": "shell", "command": [str(script)], field: {name: value}}
+    body = {"name": uid("job"), "action": action, "executor": "slurm"}
+    r = api.post("/v1/jobs", json=body)
+    assert r.status_code == 422 and name in r.json()["error"]["message"], r.text
+    if field == "secrets":
+        return  # no secret of that name here: the local job would be refused for that
+    # The same environment on the local executor is the job's own business...
+    local = api.post("/v1/jobs", json={**body, "executor": "local"})
+    assert local.status_code == 201, local.text
+    # ...until the job moves to Slurm.
+    r = api.patch(f"/v1/jobs/{local.json()['id']}", json={"executor": "slurm"})
+    assert r.status_code == 422 and name in r.text, r.text
+
+
+def test_an_app_on_slurm_cannot_steer_sbatch(api: httpx.Client, script: Path) -> None:
+    body = {"name": uid("app"), "executor": "slurm", "env": {"SBATCH_PARTITION": "nowhere"}}
+    r = api.post("/v1/apps", json=body)
+    assert r.status_code == 422 and "SBATCH_PARTITION" in r.text, r.text
+    app = api.post("/v1/apps", json={**body, "executor": "local"}).json()["guid"]
+    action = {"type": "shell", "command": [str(script)]}
+    r = api.post(
+        "/v1/jobs", json={"name": uid("job"), "action": action, "app": app, "executor": "slurm"}
+    )
+    assert r.status_code == 422 and "SBATCH_PARTITION" in r.text, r.text
+
+
+def test_env_that_steers_sbatch_is_stripped_at_submission(
+    api: httpx.Client, script: Path, server: Server
+) -> None:
+    """A job stored before the rule (written straight into the database) still cannot steer
+    sbatch: its SBATCH_PARTITION would send it to a partition that does not exist."""
+    job = slurm_job(api, script, "stripped")
+    action = {
+        "type": "shell",
+        "command": [str(script), "stripped"],
+        "env": {"SBATCH_PARTITION": "nowhere", "KEPT": "yes"},
+    }
+    with sqlite3.connect(server.data_dir / "gnomon.db") as db:
+        db.execute("UPDATE jobs SET action = ? WHERE id = ?", (json.dumps(action), job["id"]))
+    wait_for(lambda: api.get(f"/v1/jobs/{job['id']}").json()["action"].get("env"), timeout=5)
+    time.sleep(0.5)  # the submission path's cached definition expires
+    run = wait_state(api, trigger(api, job["id"])["id"], timeout=30)
+    assert run["state"] == "succeeded", run
+    assert "job says: stripped" in log_of(api, run["id"])

@@ -15,6 +15,7 @@ import pytest
 from gnomon.config import Settings
 from gnomon.service import Service
 from gnomon.service import events as events_module
+from gnomon.store import events as event_store
 
 COLUMNS = "run_id, job_id, space, executor, attempt, state, status, at"
 INSERT = f"INSERT INTO events ({COLUMNS}) VALUES ('r', 'j', 'default', 'local', 1, $1, NULL, 0)"
@@ -85,3 +86,86 @@ async def test_sqlite_gaps_are_final(tmp_path: Path) -> None:
         assert await _next(feed) == "after-gap"
     finally:
         await svc.close()
+
+
+async def _append(svc: Service, states: list[str], space: str = "default") -> None:
+    row = {"run_id": "r", "job_id": "j", "space": space, "executor": "local", "attempt": 1}
+    async with svc.db.write() as conn:
+        await event_store.append(
+            conn, [{**row, "state": s, "status": None, "at": 0.0} for s in states]
+        )
+    svc.signals.events.fire()
+
+
+async def test_feeds_share_one_reader(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads = 0
+    after = event_store.after
+
+    async def counted(*args: Any, **kw: Any) -> list[dict[str, Any]]:
+        nonlocal reads
+        reads += 1
+        return await after(*args, **kw)
+
+    monkeypatch.setattr(event_store, "after", counted)
+    feeds = [await svc.events.open(spaces=None, after=None) for _ in range(300)]
+    iters = [aiter(f) for f in feeds]
+    waiting = [asyncio.ensure_future(anext(i)) for i in iters]
+    await asyncio.sleep(0.2)
+    reads = 0
+    await asyncio.sleep(1.0)
+    await _append(svc, ["queued"])
+    got = await asyncio.wait_for(asyncio.gather(*waiting), 5)
+    assert {g["state"] for g in got} == {"queued"}
+    assert reads < 10, reads  # one poll loop for all, not one per feed
+    for f in feeds:
+        f.close()
+    assert not svc.events._subs
+
+
+async def test_a_slow_feed_loses_nothing(svc: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events_module, "QUEUE_MAX", 5)
+    feed = await svc.events.open(spaces=None, after=None)
+    other = await svc.events.open(spaces=["elsewhere"], after=None)
+    states = [f"s{i}" for i in range(40)]
+    for part in range(0, 40, 8):
+        await _append(svc, states[part : part + 8])
+        await asyncio.sleep(0.05)
+    await _append(svc, ["x"], space="elsewhere")
+    it = aiter(feed)
+    got = [(await asyncio.wait_for(anext(it), 5))["state"] for _ in range(41)]
+    assert got == [*states, "x"]
+    ids = []
+    async for row in other:
+        ids.append(row["state"])
+        break
+    assert ids == ["x"]
+
+
+async def test_a_feed_resumes_from_an_older_id_then_goes_on_live(svc: Service) -> None:
+    start = await svc.events.last_id()
+    await _append(svc, ["a", "b"])
+    live = await svc.events.open(spaces=None, after=None)  # starts the reader past a and b
+    feed = await svc.events.open(spaces=None, after=start)
+    await _append(svc, ["c"])
+    it = aiter(feed)
+    assert [(await asyncio.wait_for(anext(it), 5))["state"] for _ in range(3)] == ["a", "b", "c"]
+    assert (await asyncio.wait_for(anext(aiter(live)), 5))["state"] == "c"
+
+
+async def test_a_feed_ends_when_its_reader_may_no_longer_read(
+    svc: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_module, "CHECK_S", 0.1)
+    allowed = True
+
+    async def alive() -> bool:
+        return allowed
+
+    feed = await svc.events.open(spaces=None, after=None, check=events_module.Check("k", alive))
+    it = aiter(feed)
+    await _append(svc, ["a"])
+    assert (await asyncio.wait_for(anext(it), 5))["state"] == "a"
+    allowed = False
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(anext(it), 5)
+    assert not svc.events._subs

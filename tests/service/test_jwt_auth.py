@@ -46,7 +46,7 @@ def test_es256_from_a_jwks_file_with_nested_roles(tmp_path: Path, ec_key: Any) -
     )
     assert looks_like_jwt(token)
     who, exp = auth.verify(token)
-    assert (who.token_id, who.name, who.admin) == ("u-1", "Ada", False)
+    assert (who.token_id, who.name, who.admin) == ("jwt:u-1", "Ada", False)  # never a token id
     assert who.roles == {"default": Role.manager}  # the highest role claimed
     assert exp > time.time()
 
@@ -91,5 +91,5 @@ def test_rs256_from_a_pem_key(tmp_path: Path) -> None:
     auth = ExternalJwt(Settings(jwt_public_key_file=pem, jwt_audience=AUD, jwt_issuer=ISS))
     assert auth.enabled
     who, _ = auth.verify(jwt.encode(claims(), key, algorithm="RS256"))
-    assert who.token_id == "u-1"
+    assert who.token_id == "jwt:u-1"
     assert not ExternalJwt(Settings()).enabled

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp
 from gnomon.api import ui
 from gnomon.api.allow import allowed_methods
 from gnomon.api.compat import pcf, photonranch, schedule_api, tsm
-from gnomon.api.compat.mount import FaceMount, face
+from gnomon.api.compat.mount import FaceMount
 from gnomon.api.fastlane import SubmitFastLane
 from gnomon.api.guard import RequestGuard
 from gnomon.api.present import JSON
@@ -27,7 +27,7 @@ from gnomon.api.routes import templates as template_routes
 from gnomon.config import Settings
 from gnomon.engine.scheduler import Scheduler
 from gnomon.engine.setup import dispatchers
-from gnomon.errors import GnomonError
+from gnomon.errors import Busy, GnomonError
 from gnomon.service import Service
 
 log = structlog.get_logger(__name__)
@@ -53,7 +53,10 @@ def _field(loc: tuple[Any, ...]) -> str:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GnomonError)
     async def _gnomon(_: Request, exc: GnomonError) -> JSON:
-        return error(exc.status, exc.code, exc.message, exc.details)
+        answer = error(exc.status, exc.code, exc.message, exc.details)
+        if isinstance(exc, Busy):
+            answer.headers["Retry-After"] = str(exc.retry_after_s)
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSON:
@@ -135,15 +138,15 @@ def create_app(settings: Settings | None = None, *, engine: bool = True) -> Fast
 def asgi_app(settings: Settings | None = None) -> ASGIApp:
     """What `gnomon serve` runs: the submission fast lane, the guard, then the API — outside
     the framework's own middleware, so the hottest route pays for none of it. The compat
-    faces sit beside it, each at its prefix (and the Cloud Foundry one on its hosts)."""
+    faces sit beside it, each at its prefix (and the Cloud Foundry one on its hosts), each
+    behind the same guard (the mount puts it there)."""
     settings = settings or Settings()
     app = create_app(settings)
     limit = settings.max_body_bytes
     native = SubmitFastLane(RequestGuard(app, limit=limit), state=app.state, limit=limit)
-    cf = pcf.blank_errors(RequestGuard(pcf.create_face(app.state), limit=limit))
     faces = [
-        face(cf, settings.pcf_prefix, settings.pcf_hosts),
+        pcf.mounted(app.state, settings),
         photonranch.mounted(app.state, settings),
         tsm.mounted(app.state, settings),
     ]
-    return FaceMount(native, faces)
+    return FaceMount(native, faces, limit=limit)

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gnomon.api import present
-from gnomon.api.guard import SUSPECT, read_body, replay
+from gnomon.api.guard import read_body, replay, suspect
 from gnomon.domain import Principal
 from gnomon.specs import RunBatch, RunRequest
 
@@ -49,7 +49,7 @@ class SubmitFastLane:
             body = exc.args[1]  # the guard answers 413
         if body is None:
             return  # the client went away
-        if len(body) > self.limit or SUSPECT.search(body):
+        if len(body) > self.limit or suspect(body):
             await self.app(scope, replay(body, receive), send)
             return
         try:

@@ -3,7 +3,9 @@
 - a body over the limit → 413, before it is read whole;
 - an untyped (or curl's default form-typed) body is read as JSON: the API only speaks JSON;
 - NUL characters in the URL → 400, and in a JSON body → 422 naming the field (PostgreSQL
-  cannot store them); integers beyond 64 bits → 422 naming the field (no store keeps them).
+  cannot store them); integers beyond 64 bits and lone UTF-16 surrogates (`"\\ud800"`, not
+  text in any encoding) → 422 naming the field (no store keeps them); a body nested deeper
+  than a JSON reader goes → 422.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FORM = b"application/x-www-form-urlencoded"
 JSON_TYPE = (b"content-type", b"application/json")
-SUSPECT = re.compile(rb"\\u0000|\d{19}")  # cheap test before the exact one
+ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")  # an escaped NUL or UTF-16 surrogate
+DIGITS = re.compile(rb"\d{19}")
 INT64 = 2**63
+PATH_MAX = 200  # characters of a field path named in an answer
 
 
 def _envelope(status: int, code: str, message: str, field: str | None = None) -> bytes:
@@ -27,38 +31,61 @@ def _envelope(status: int, code: str, message: str, field: str | None = None) ->
     return orjson.dumps({"error": {"code": code, "message": text, "details": details}})
 
 
+def suspect(body: bytes) -> bool:
+    """The cheap test before the exact one (`unportable`): an escaped NUL or surrogate, or a
+    run of 19 digits, anywhere in the body."""
+    return (b"\\u" in body and ESCAPE.search(body) is not None) or DIGITS.search(body) is not None
+
+
 def unportable(body: bytes) -> tuple[str, str] | None:
-    """The first value no store can keep, as (field path, problem); None if all is well."""
+    """A value no store can keep, as (field path, problem); None if all is well."""
     try:
         doc = json.loads(body)
+    except RecursionError:
+        return "body", "nested too deeply"
     except ValueError:
         return None  # not JSON: the route answers 400
+    if not isinstance(doc, dict | list):
+        return ("body", problem) if (problem := _scalar_problem(doc)) else None
+    # Containers depth first, without recursion: (container, its key, its parent's entry).
+    stack: list[tuple[Any, str | int | None, Any]] = [(doc, None, None)]
+    while stack:
+        entry = stack.pop()
+        value = entry[0]
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            if isinstance(key, str) and (problem := _scalar_problem(key)):
+                return _path((key, key, entry)), problem
+            if isinstance(item, dict | list):
+                stack.append((item, key, entry))
+            elif problem := _scalar_problem(item):
+                return _path((item, key, entry)), problem
+    return None
 
-    def walk(value: Any, path: str) -> tuple[str, str] | None:
-        if isinstance(value, str):
-            return (path or "body", "NUL characters are not accepted") if "\0" in value else None
-        if isinstance(value, bool):
-            return None
-        if isinstance(value, int):
-            return (
-                (path or "body", "integer out of the 64-bit range")
-                if not (-INT64 <= value < INT64)
-                else None
-            )
-        if isinstance(value, dict):
-            for key, item in value.items():
-                where = f"{path}.{key}" if path else key
-                found = walk(key, where) or walk(item, where)
-                if found:
-                    return found
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                found = walk(item, f"{path}.{i}" if path else str(i))
-                if found:
-                    return found
-        return None
 
-    return walk(doc, "")
+def _scalar_problem(value: Any) -> str | None:
+    if isinstance(value, str):
+        if "\0" in value:
+            return "NUL characters are not accepted"
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return "lone UTF-16 surrogates are not text"
+    elif isinstance(value, int) and not isinstance(value, bool) and not -INT64 <= value < INT64:
+        return "integer out of the 64-bit range"
+    return None
+
+
+def _path(entry: tuple[Any, str | int | None, Any]) -> str:
+    """`a.b.0` for the value at `entry` ('body' for the document itself), shortened."""
+    keys: list[str] = []
+    node: Any = entry
+    while node is not None and node[1] is not None:
+        keys.append(str(node[1]))
+        node = node[2]
+    path = ".".join(reversed(keys)) or "body"
+    path = path.encode("utf-8", "replace").decode().replace("\0", "\\u0000")
+    return path if len(path) <= PATH_MAX else "…" + path[-PATH_MAX:]
 
 
 class RequestGuard:
@@ -91,7 +118,7 @@ class RequestGuard:
             return
         if body is None:
             return  # the client went away
-        if body and SUSPECT.search(body) and (problem := unportable(body)):
+        if body and suspect(body) and (problem := unportable(body)):
             await _answer(send, 422, _envelope(422, "invalid", problem[1], problem[0]))
             return
         await self.app(scope, replay(body, receive), send)

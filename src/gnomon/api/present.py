@@ -220,5 +220,10 @@ def site(row: dict[str, Any]) -> dict[str, Any]:
             }
             for a in row["agents"]
         ],
+        "key_set": row.get("key_set", False),
         "reservation": reservation(held) if held else None,
     }
+
+
+def site_key(row: dict[str, Any]) -> dict[str, Any]:
+    return {"site": row["site"], "key": row["key"], "created_at": iso(row["created_at"])}

@@ -241,10 +241,12 @@ class Agent(BaseModel):
 
 
 class Reservation(BaseModel):
+    """Another space's reservation shows only its window: space, owner and note are null."""
+
     id: str
-    space: str
+    space: str | None
     site: str
-    owner: str
+    owner: str | None
     owner_name: str | None
     start: str
     end: str
@@ -263,7 +265,14 @@ class Site(BaseModel):
     running: int
     last_contact_at: str | None
     agents: list[Agent]
+    key_set: bool = False
     reservation: Reservation | None = None
+
+
+class SiteKey(BaseModel):
+    site: str
+    key: str
+    created_at: str
 
 
 class Sites(BaseModel):

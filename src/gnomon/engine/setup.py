@@ -24,5 +24,5 @@ def remote_executors(svc: Service) -> list[Executor]:
 
 
 def dispatchers(svc: Service) -> list[Dispatcher]:
-    local = Dispatcher(svc, [LocalExecutor(secrets=svc.settings.secret_values())])
+    local = Dispatcher(svc, [LocalExecutor(svc.settings)])
     return [local, *(Dispatcher(svc, [e]) for e in remote_executors(svc))]

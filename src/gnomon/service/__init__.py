@@ -7,6 +7,7 @@ from collections.abc import Callable
 from gnomon.config import Settings
 from gnomon.service.access import Access
 from gnomon.service.apps import Apps
+from gnomon.service.compute import Compute
 from gnomon.service.events import Events
 from gnomon.service.history import History
 from gnomon.service.jobs import Jobs
@@ -18,7 +19,7 @@ from gnomon.service.signals import Signals
 from gnomon.service.sites import Sites
 from gnomon.service.stats import Stats
 from gnomon.service.templates import Templates
-from gnomon.store.db import Database
+from gnomon.store.db import Database, private_dir
 
 
 class Service:
@@ -27,6 +28,7 @@ class Service:
         self.db = db
         self.signals = Signals()
         self.metrics = Metrics()
+        self.compute = Compute(settings.compute_workers, settings.compute_queue)
         self.cancel_hooks: list[Callable[[str], None]] = []  # executors holding runs locally
         self.access = Access(self)
         self.jobs = Jobs(self)
@@ -42,6 +44,7 @@ class Service:
 
     @classmethod
     async def open(cls, settings: Settings, *, migrate: bool = True) -> Service:
+        private_dir(settings.data_dir)  # the database, admin.token and keys live there
         db = Database(
             settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
@@ -58,6 +61,8 @@ class Service:
     async def close(self) -> None:
         for commits in (self.runs.commits, self.schedules.commits):
             await commits.stop()
+        await self.events.close()
+        self.compute.close()
         await self.db.close()
 
 

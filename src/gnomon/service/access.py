@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+import structlog
 
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -23,6 +25,8 @@ from gnomon.store import access as store
 
 if TYPE_CHECKING:
     from gnomon.service import Service
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_SPACE = "default"
 TOKEN_PREFIX = "gn_"
@@ -54,13 +58,24 @@ class Access:
     def __init__(self, svc: Service):
         self.svc = svc
         self._cache: TtlCache[str, Principal | None] = TtlCache(svc.settings.token_cache_s)
+        self._by_id: TtlCache[str, Principal | None] = TtlCache(svc.settings.token_cache_s)
+        self._ticket_key: bytes | None = None
         self.jwt = ExternalJwt(svc.settings)
 
     async def bootstrap(self, data_dir: Path) -> Path | None:
         """On an empty database: create the default space and an admin token.
 
-        Returns the path the token was written to, or None when tokens already exist.
+        Returns the path the token was written to, or None when tokens already exist. The
+        ticket key is made here too, when there is none yet.
         """
+        self.ticket_key()
+        if self.svc.settings.secret_key is None and not self.svc.settings.is_sqlite:
+            log.info(
+                "access.key_file",
+                note="event-stream tickets are signed with this server's key file; servers "
+                "sharing the database accept each other's tickets only with one "
+                "GNOMON_SECRET_KEY (or the same key file)",
+            )
         now = time.time()
         async with self.svc.db.write() as conn:
             await store.ensure_space(conn, DEFAULT_SPACE, now)
@@ -112,6 +127,19 @@ class Access:
 
     def forget(self) -> None:
         self._cache.forget()
+        self._by_id.forget()
+
+    async def token_principal(self, token_id: str) -> Principal | None:
+        """A token's principal as it stands now (None: unknown or revoked), cached like a
+        bearer secret: what an open event stream asks now and then."""
+        return await self._by_id.get(token_id, lambda: self._load_by_id(token_id))
+
+    async def _load_by_id(self, token_id: str) -> tuple[Principal | None, float | None]:
+        async with self.svc.db.read() as conn:
+            row = await store.get_token(conn, token_id)
+        if row is None or row["revoked_at"] is not None:
+            return None, None
+        return _principal(row), None
 
     # --- tokens ---------------------------------------------------------------------------
 
@@ -207,12 +235,25 @@ class Access:
         }
 
     async def set_member(self, who: Principal, space: str, token_id: str, role: Role) -> None:
+        """Give a token a role in `space`. A manager may change the role of a member of the
+        space, or bring in a token that holds roles only in spaces they manage too (so every
+        manager of the token's spaces can still revoke it); an admin token is an admin's to
+        place. An admin may place any token."""
         require(who, space, Role.manager)
         async with self.svc.db.write() as conn:
             if await store.get_space(conn, space) is None:
                 raise NotFound(f"space '{space}' not found")
-            if await store.get_token(conn, token_id) is None:
+            token = await store.get_token(conn, token_id)
+            if token is None:
                 raise NotFound(f"token '{token_id}' not found")
+            if not who.admin and space not in token["roles"]:
+                if token["admin"]:
+                    raise Forbidden("only an admin may give an admin token a role in a space")
+                if not all(who.can(s, Role.manager) for s in token["roles"]):
+                    raise Forbidden(
+                        f"token '{token_id}' holds roles in spaces you do not manage: only "
+                        "a manager of all of them, or an admin, may add it here"
+                    )
             await store.set_member(conn, space, token_id, role.value)
         self.forget()
 
@@ -243,16 +284,27 @@ class Access:
 
     # --- event-stream tickets -------------------------------------------------------------
 
+    def ticket_key(self) -> bytes:
+        """The key that signs event-stream tickets: GNOMON_SECRET_KEY, else the data
+        directory's key file (made at first use). Nothing in the database can forge one."""
+        if self._ticket_key is None:
+            configured = self.svc.settings.secret_key
+            if configured is not None:
+                self._ticket_key = configured.get_secret_value().encode()
+            else:
+                self._ticket_key = load_key(self.svc.settings.data_dir / KEY_FILE)
+        return self._ticket_key
+
     async def issue_ticket(self, who: Principal) -> tuple[str, float]:
         """A short-lived ticket that opens GET /v1/events as `who`, for clients that cannot
-        send headers (a browser's EventSource). Signed with the token's stored hash, so any
-        process sharing the database accepts it, and revoking the token voids it."""
+        send headers (a browser's EventSource). Signed with the server's key (processes
+        sharing the database must share it); revoking the token voids it."""
         async with self.svc.db.read() as conn:
             row = await store.get_token(conn, who.token_id)
         if row is None or row["revoked_at"] is not None:
             raise Unauthorized("unknown or revoked token")
         expires = int(time.time() + TICKET_S)
-        mac = ticket_mac(row["hash"], who.token_id, expires)
+        mac = ticket_mac(self.ticket_key(), who.token_id, expires)
         return f"{who.token_id}.{expires}.{mac}", expires
 
     async def redeem_ticket(self, ticket: str) -> Principal:
@@ -263,25 +315,52 @@ class Access:
             raise Unauthorized("malformed ticket")
         if int(expires) < time.time():
             raise Unauthorized("ticket expired; get a new one from POST /v1/events/ticket")
+        if not hmac.compare_digest(ticket_mac(self.ticket_key(), token_id, int(expires)), mac):
+            raise Unauthorized("invalid ticket")
         async with self.svc.db.read() as conn:
             row = await store.get_token(conn, token_id)
-        if row is None or not hmac.compare_digest(
-            ticket_mac(row["hash"], token_id, int(expires)), mac
-        ):
-            raise Unauthorized("invalid ticket")
-        if row["revoked_at"] is not None:
+        if row is None or row["revoked_at"] is not None:
             raise Unauthorized("unknown or revoked token")
-        return Principal(
-            token_id=row["id"],
-            name=row["name"],
-            admin=row["admin"],
-            roles={s: Role(r) for s, r in row["roles"].items()},
-        )
+        return _principal(row)
 
 
 TICKET_S = 60
+KEY_FILE = "secret.key"
 
 
-def ticket_mac(key: str, token_id: str, expires: int) -> str:
+def _principal(row: dict[str, Any]) -> Principal:
+    return Principal(
+        token_id=row["id"],
+        name=row["name"],
+        admin=row["admin"],
+        roles={s: Role(r) for s, r in row["roles"].items()},
+    )
+
+
+def ticket_mac(key: bytes, token_id: str, expires: int) -> str:
     msg = f"gnomon-events:{token_id}:{expires}".encode()
-    return hmac.new(key.encode(), msg, hashlib.sha256).hexdigest()
+    return hmac.new(key, msg, hashlib.sha256).hexdigest()
+
+
+def load_key(path: Path) -> bytes:
+    """The key in `path`; a new random one (0600) when there is none. Processes starting
+    together agree: the file appears whole or not at all."""
+    for _ in range(50):
+        try:
+            text = path.read_text().strip()
+        except FileNotFoundError:
+            text = ""
+        if text:
+            return text.encode()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)  # atomic; another process's key wins a race
+        finally:
+            tmp.unlink(missing_ok=True)
+        time.sleep(0.01)
+    raise RuntimeError(f"cannot read or create the key file {path}")

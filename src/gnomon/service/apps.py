@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from gnomon.domain import Principal, Role
+from gnomon.domain import Principal, Role, slurm_env_refused
 from gnomon.errors import Conflict, Invalid, NotFound
-from gnomon.service import reads
+from gnomon.service import reads, secrecy
 from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
 from gnomon.specs import AppSpec
 from gnomon.store import access as access_store
@@ -39,6 +39,18 @@ def in_context(
     return bound, executor if executor_given else app["executor"]
 
 
+def check_slurm_env(executor: str, action: dict[str, Any]) -> None:
+    """On the slurm executor a job's environment may not steer sbatch (422 naming it)."""
+    if executor == "slurm" and action.get("type") == "shell":
+        name = slurm_env_refused(action)
+        if name is not None:
+            raise Invalid(
+                "action.env",
+                f"{name}: variables that steer sbatch (SBATCH_*, SLURM_*, SALLOC_*, SRUN_*, "
+                "SPANK_*, LD_*) are not accepted with the slurm executor",
+            )
+
+
 def parse_guid(value: str) -> str | None:
     """The canonical form of a UUID, or None when `value` is not one."""
     try:
@@ -54,6 +66,7 @@ class Apps:
     async def create(self, who: Principal, spec: AppSpec) -> dict[str, Any]:
         space = spec.space or DEFAULT_SPACE
         require(who, space, Role.developer)
+        check_slurm_env(spec.executor, {"type": "shell", "env": spec.env})
         now = time.time()
         row = {
             "id": str(spec.guid or uuid.uuid4()),
@@ -88,7 +101,7 @@ class Apps:
         if app is None:
             raise NotFound(f"app '{app_id}' not found")
         require(who, app["space"], role)
-        return app
+        return secrecy.app(who, app)
 
     async def context(self, who: Principal, app_id: str, space: str | None) -> dict[str, Any]:
         """The app a new job binds to: it must exist, and be in `space` when one is given."""
@@ -108,9 +121,10 @@ class Apps:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        return await reads.listing(
+        items, next_cursor = await reads.listing(
             self.svc, store.list_, who, space=space, cursor=cursor, limit=limit
         )
+        return [secrecy.app(who, a) for a in items], next_cursor
 
     async def by_ids(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Apps by id, deleted ones included; for presenting jobs already read."""
@@ -138,10 +152,11 @@ class Apps:
         action is `action_type`, by name; and the total."""
         spaces = readable_spaces(who, space)
         async with self.svc.db.read() as conn:
-            return await store.bound_jobs(
+            rows, total = await store.bound_jobs(
                 conn,
                 spaces=spaces,
                 action_type=action_type,
                 offset=offset,
                 limit=max(1, min(limit, reads.PAGE_MAX * 5)),
             )
+        return secrecy.jobs(who, rows), total

@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from gnomon import permits
+from gnomon.config import Settings
 from gnomon.domain import Principal, Role, validate_executor_options
-from gnomon.errors import Conflict, Invalid, NotFound
+from gnomon.errors import Conflict, Forbidden, Invalid, NotFound
 from gnomon.ids import new_id
-from gnomon.service import reads
+from gnomon.service import reads, secrecy
 from gnomon.service.access import DEFAULT_SPACE, require
-from gnomon.service.apps import in_context
+from gnomon.service.apps import check_slurm_env, in_context
 from gnomon.service.cache import TtlCache
 from gnomon.specs import JobPatch, JobSpec
 from gnomon.store import access as access_store
@@ -31,6 +33,20 @@ def executor_options(executor: str, options: dict[str, Any]) -> dict[str, Any]:
         raise Invalid("executor_options", str(exc)) from None
 
 
+def check_permits(settings: Settings, space: str, executor: str, action: dict[str, Any]) -> None:
+    """What the admin's settings permit a job: the local executor in its space (403), the
+    secrets it names that this server holds (403 when not granted to its space; one it does
+    not hold may be a worker's), its local working directory (422)."""
+    local = executor == "local"
+    if local and (refused := permits.local_space_refusal(settings, space, action)):
+        raise Forbidden(refused)
+    if secrets := permits.secret_refusals(settings, space, action):
+        raise Forbidden(f"secret {', '.join(secrets)} is not granted to space '{space}'")
+    shell = local and action.get("type") == "shell"
+    if shell and (refused := permits.cwd_refusal(settings, action.get("cwd"))):
+        raise Invalid("action.cwd", refused)
+
+
 class Jobs:
     def __init__(self, svc: Service):
         self.svc = svc
@@ -46,6 +62,8 @@ class Jobs:
                 app, action, executor, "executor" in spec.model_fields_set
             )
         require(who, space, Role.developer)
+        check_slurm_env(executor, action)
+        check_permits(self.svc.settings, space, executor, action)
         now = time.time()
         row = {
             "id": new_id(),
@@ -82,7 +100,7 @@ class Jobs:
         if job is None:
             raise NotFound(f"job '{job_id}' not found")
         require(who, job["space"], role)
-        return job
+        return secrecy.job(who, job)
 
     async def cached(self, who: Principal, job_id: str, role: Role) -> dict[str, Any]:
         """A job definition for the hot submission path, cached for a moment."""
@@ -106,7 +124,7 @@ class Jobs:
         if job is None:
             raise NotFound(f"job '{ref}' not found")
         require(who, job["space"], Role.viewer)
-        return job
+        return secrecy.job(who, job)
 
     async def list(
         self,
@@ -119,7 +137,7 @@ class Jobs:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        return await reads.listing(
+        items, next_cursor = await reads.listing(
             self.svc,
             store.list_,
             who,
@@ -130,6 +148,7 @@ class Jobs:
             search=search,
             executor=executor,
         )
+        return secrecy.jobs(who, items), next_cursor
 
     async def update(self, who: Principal, job_id: str, patch: JobPatch) -> dict[str, Any]:
         job = await self.get(who, job_id, Role.developer)
@@ -145,6 +164,16 @@ class Jobs:
             values["executor_options"] = executor_options(
                 values.get("executor", job["executor"]),
                 values.get("executor_options", {}),  # a new executor starts without options
+            )
+        check_slurm_env(
+            values.get("executor", job["executor"]), values.get("action", job["action"])
+        )
+        if "action" in values or "executor" in values:
+            check_permits(
+                self.svc.settings,
+                job["space"],
+                values.get("executor", job["executor"]),
+                values.get("action", job["action"]),
             )
         values["updated_at"] = time.time()
         async with self.svc.db.write() as conn:

@@ -8,7 +8,8 @@ Roles come from a configurable claim; they map onto gnomon as:
 - "manager", "developer" or "viewer" → that role in `jwt_space`;
 - no such role → `jwt_default_role` in `jwt_space` (default "developer"), or none.
 
-The principal's `token_id` is the token's subject (`sub`): a reservation's owner.
+The principal's `token_id` is `jwt:<sub>` (a reservation's owner): namespaced, so no
+subject can stand for a gnomon token (whose ids are ULIDs) or a face's own agent.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gnomon.domain import ROLE_RANK, Principal, Role
 from gnomon.errors import Unauthorized
 
 LEEWAY_S = 30.0
+JWT_PREFIX = "jwt:"
 
 
 def looks_like_jwt(secret: str) -> bool:
@@ -100,7 +102,7 @@ class ExternalJwt:
         sub = str(claims["sub"])
         name = claims.get("name") or claims.get("nickname") or claims.get("email") or sub
         return Principal(
-            token_id=sub,
+            token_id=JWT_PREFIX + sub,
             name=str(name),
             admin=admin,
             roles={s.jwt_space: role} if role else {},

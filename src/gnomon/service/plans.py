@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -69,9 +68,15 @@ class Plans:
     async def preview(
         self, policy_name: str, config: dict[str, Any] | None, t0: float, t1: float
     ) -> dict[str, Any]:
-        """A plan generated and verified, not kept (the schedule face)."""
+        """A plan generated and verified, not kept (the schedule face). The window is bounded
+        by GNOMON_PLAN_WINDOW_MAX_S; the work runs in the compute threads (Busy when full)."""
+        most = self.svc.settings.plan_window_max_s
+        if t1 - t0 > most:
+            raise PlanInvalid(
+                f"Invalid time window: at most {_span(most)} (GNOMON_PLAN_WINDOW_MAX_S={most:g})"
+            )
         ctx = self.context()
-        return await asyncio.to_thread(generate, policy_name, config, t0, t1, ctx)
+        return await self.svc.compute.run(generate, policy_name, config, t0, t1, ctx)
 
     async def create(self, who: Principal, spec: PlanSpec) -> dict[str, Any]:
         space = spec.space or DEFAULT_SPACE
@@ -139,7 +144,8 @@ class Plans:
     async def diff(self, who: Principal, a_id: str, b_id: str) -> dict[str, Any]:
         a = await self.get(who, a_id)
         b = await self.get(who, b_id)
-        return {"from": a_id, "to": b_id, **diff_blocks(a["blocks"], b["blocks"])}
+        changes = await self.svc.compute.run(diff_blocks, a["blocks"], b["blocks"])
+        return {"from": a_id, "to": b_id, **changes}
 
     async def dispatch(self, who: Principal, plan_id: str, spec: DispatchSpec) -> dict[str, Any]:
         plan = await self.get(who, plan_id, Role.developer)
@@ -188,6 +194,15 @@ class Plans:
             return await self.svc.jobs.create(who, spec)
         except Conflict:
             return await self.svc.jobs.find(who, name, plan["space"])
+
+
+def _span(seconds: float) -> str:
+    """A window's length in words: '7 days', '12 hours', '90 s'."""
+    for unit, size in (("day", 86400), ("hour", 3600)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds:g} s"
 
 
 def _aware(t: float) -> datetime:

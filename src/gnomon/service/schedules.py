@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     from gnomon.service import Service
 
 CATCHUP_LIMIT = 1000  # most slots one schedule runs in one catch-up (catchup=all)
-BACKFILL_LIMIT = 10_000  # most slots one backfill request runs
 EPS = 1e-6
 # `every` slots are whole multiples of the interval since the Unix epoch: `every: "5m"` fires
 # at :00, :05, …, the same in every process and after every restart.
@@ -239,7 +238,8 @@ class Schedules:
         if start is None:
             return []
         first = to_dt(start)
-        return [first, *cron.upcoming(trigger_of(row), first, max(0, n - 1))][:n]
+        later = await self.svc.compute.run(cron.upcoming, trigger_of(row), first, max(0, n - 1))
+        return [first, *later][:n]
 
     async def fires(
         self, who: Principal, schedule_id: str, status: str | None, limit: int
@@ -366,11 +366,15 @@ class Schedules:
         s = await self.get(who, schedule_id, Role.developer)
         job = await self.svc.jobs.get(who, s["job_id"], Role.developer)
         tick = timedelta(microseconds=1)
-        slots, total = cron.slots_between(
-            trigger_of(s), spec.start - tick, spec.end - tick, BACKFILL_LIMIT
+        most = self.svc.settings.backfill_max_slots
+        slots, total = await self.svc.compute.run(
+            cron.slots_between, trigger_of(s), spec.start - tick, spec.end - tick, most, most + 1
         )
-        if total > BACKFILL_LIMIT:
-            raise Invalid("end", f"the range holds more than {BACKFILL_LIMIT:,} slots; split it")
+        if total > most:
+            raise Invalid(
+                "end",
+                f"the range holds more than {most:,} slots (GNOMON_BACKFILL_MAX_SLOTS); split it",
+            )
         times = [t.timestamp() for t in slots]
         out = {"schedule_id": s["id"], "slots": len(times), "times": times}
         if spec.dry_run:

@@ -1,9 +1,25 @@
-"""Sites: pull queues drained by remote agents, their reports, reservations, live updates.
+"""Sites: pull queues drained by remote agents, their reports, reservations, keys, live updates.
 
 A site is the executor `site:<name>`: runs of its jobs stay `queued` until an agent claims
-them. An agent is known by its token and a name it gives (`worker_id` = `name@token`); only
-the holder of a run's lease (or an admin) may report on it, and every report extends the
-lease. Leases that run out make runs `lost` (see Runs.reap_expired).
+them. An agent is known by its principal and a name it gives (`worker_id` = `name@key`, the
+key being the token id, `jwt:<sub>` or a face's name, hashed when long); only the holder of
+a run's lease (or an admin) may report on it, and every report extends the lease. Leases
+that run out make runs `lost` (see Runs.reap_expired).
+
+A space *uses* a site while it has a live (not deleted) job on the executor `site:<name>`.
+What that decides:
+
+- agents: claiming and heartbeats need the developer role in a space that uses the site (or
+  admin); an agent is recorded with the spaces it polls for, and only those spaces see it;
+- reservations: a developer may reserve a site for a space that uses it, or a site no space
+  uses yet. A reservation holds the site for everyone, so its owner, a manager of its space,
+  a manager of any space that uses the site, or an admin may remove it;
+- views: a site is shown to callers whose spaces use it or hold a reservation there (else
+  404); counts cover the caller's spaces; reservations of the caller's spaces are shown
+  whole, other spaces' only as a window (no space, owner or note), and only to callers whose
+  spaces use the site;
+- keys: a site may have a key (kept as its SHA-256), set and removed by an admin or a manager
+  of a space that uses the site; a face's site routes take it as the site's proof (SiteFace).
 """
 
 from __future__ import annotations
@@ -11,9 +27,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import re
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gnomon.domain import (
@@ -25,13 +44,15 @@ from gnomon.domain import (
     clip_output,
     retry_policy,
 )
-from gnomon.errors import Conflict, Forbidden, Invalid, NotFound
+from gnomon.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from gnomon.ids import new_id
 from gnomon.service import ledger
-from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
+from gnomon.service.access import DEFAULT_SPACE, digest, readable_spaces, require
+from gnomon.service.cache import TtlCache
+from gnomon.service.events import Check, detached
 from gnomon.service.runs import settle
 from gnomon.service.signals import Signal
-from gnomon.specs import SITE, JobSpec, ReportSpec, ReservationSpec
+from gnomon.specs import SITE, JobSpec, ReportSpec, ReservationSpec, RunRequest
 from gnomon.store import access as access_store
 from gnomon.store import events as event_store
 from gnomon.store import jobs as job_store
@@ -49,6 +70,8 @@ ACTIVE = ("pending", "queued", "claimed", "running")
 SEEN_EVERY_S = 1.0  # agents' last contact is written at most this often per agent
 BUSY_S = 0.5  # after a full claim, the next one skips the look at whether work is due
 SYSTEM = Principal(token_id="system", name="gnomon", admin=True)
+KEY_PREFIX = "sk_"
+KEY_HEADER = "X-Site-Key"
 
 
 def executor_of(site: str) -> str:
@@ -58,7 +81,7 @@ def executor_of(site: str) -> str:
 
 
 def owner_key(who: Principal) -> str:
-    """A short stable key for the token (or JWT subject) behind a principal."""
+    """A short stable key for the principal (token id, `jwt:<sub>` or a face's name)."""
     tid = who.token_id
     return tid if len(tid) <= 26 else "h" + hashlib.sha256(tid.encode()).hexdigest()[:25]
 
@@ -68,7 +91,38 @@ def worker_id(who: Principal, agent: str) -> str:
 
 
 def holds(who: Principal, run: dict[str, Any]) -> bool:
-    return (run.get("worker_id") or "").endswith("@" + owner_key(who))
+    """Whether the run's lease is the principal's (agent names hold no '@')."""
+    return (run.get("worker_id") or "").partition("@")[2] == owner_key(who)
+
+
+@dataclass(frozen=True)
+class SiteFace:
+    """A face that queues work for sites as runs of one job per site: `<agent>:<site>` in
+    `space`, an `action` on the executor `site:<site>`. Its site routes (the site's own
+    software taking jobs and reporting on them, the UI listing and following them) reach the
+    runs of that job and no others.
+
+    Who a site route acts as (Sites.face_caller):
+
+    - a key, when shown, must be the site's: a wrong key is refused whatever else is sent;
+    - a token acts as itself: the developer role in `space` to take jobs and report, viewer
+      to list and follow;
+    - without a token, the site's own software (bound to the site, no role). To take jobs or
+      report it needs the site's key when the site has one or `require_key` is set; without
+      a key, the face must be `open` and the request may not come from a web page (an
+      `Origin` header): another site's page cannot act for a site. Listing and following
+      need the key or an `open` face.
+    """
+
+    agent: str
+    space: str
+    action: dict[str, Any]
+    open: bool = True
+    require_key: bool = False
+    lease_s: float | None = None
+
+    def job_name(self, site: str) -> str:
+        return f"{self.agent}:{site}"
 
 
 class Sites:
@@ -81,6 +135,58 @@ class Sites:
         self._reserved: tuple[float, dict[str, list[dict[str, Any]]]] = (0.0, {})
         self._reserved_lock = asyncio.Lock()
         self._jobs: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._users: TtlCache[str, frozenset[str]] = TtlCache(svc.settings.token_cache_s)
+        self._keys: TtlCache[str, str | None] = TtlCache(svc.settings.token_cache_s)
+
+    # --- who uses a site ------------------------------------------------------------------
+
+    async def users(self, site: str, *, fresh: bool = False) -> frozenset[str]:
+        """The spaces that use the site (a live job on it), read at most once per
+        token_cache_s unless `fresh`."""
+        if fresh:
+            self._users.forget(site)
+        return await self._users.get(site, lambda: self._load_users(site))
+
+    async def _load_users(self, site: str) -> tuple[frozenset[str], None]:
+        async with self.svc.db.read() as conn:
+            return frozenset(await store.site_users(conn, site)), None
+
+    async def acting_spaces(self, who: Principal, site: str) -> list[str]:
+        """The spaces an agent of `who` polls the site for: those that use it where `who` is
+        a developer (an admin: all that use it). 403 for none, unless admin."""
+        users = await self.users(site)
+        if who.admin:
+            return sorted(users)
+        mine = sorted(s for s in users if who.can(s, Role.developer))
+        if not mine:  # a job made a moment ago is seen at once
+            mine = sorted(
+                s for s in await self.users(site, fresh=True) if who.can(s, Role.developer)
+            )
+        if not mine:
+            raise Forbidden(
+                f"token '{who.name}' needs the developer role in a space that uses site "
+                f"'{site}' (has a job on it) to act as its agent"
+            )
+        return mine
+
+    async def visible(self, who: Principal, site: str) -> bool:
+        """Whether the caller's spaces use the site (always, for an admin); 404 when they
+        neither use it nor hold a reservation there: the site is none of theirs."""
+        executor_of(site)
+        spaces = readable_spaces(who, None)
+        if spaces is None:
+            return True
+        if set(spaces) & await self.users(site):
+            return True
+        if set(spaces) & await self.users(site, fresh=True):
+            return True
+        async with self.svc.db.read() as conn:
+            held = await store.list_reservations(
+                conn, site=site, spaces=spaces, ending_after=None, limit=1
+            )
+        if not held:
+            raise NotFound(f"site '{site}' is not used by any space of token '{who.name}'")
+        return False
 
     # --- claim ----------------------------------------------------------------------------
 
@@ -105,17 +211,44 @@ class Sites:
     ) -> list[dict[str, Any]]:
         """Up to `max` due runs of the site, each delivered to exactly one caller; with
         `wait_s`, wait that long for one to arrive (in-process wake-ups, and a re-check every
-        poll_s for runs queued by other processes)."""
+        poll_s for runs queued by other processes). The caller needs the developer role in a
+        space that uses the site."""
         executor = executor_of(site)
         spaces = _developer_spaces(who)
-        worker = worker_id(who, agent)
-        lease = lease_s or self.svc.settings.lease_s
+        acting = await self.acting_spaces(who, site)
+        return await self._claim(
+            executor,
+            site,
+            spaces=spaces,
+            job_ids=None,
+            worker=worker_id(who, agent),
+            lease_s=lease_s or self.svc.settings.lease_s,
+            max=max,
+            wait_s=wait_s,
+            acting=acting,
+        )
+
+    async def _claim(
+        self,
+        executor: str,
+        site: str,
+        *,
+        spaces: list[str] | None,
+        job_ids: list[str] | None,
+        worker: str,
+        lease_s: float,
+        max: int,
+        wait_s: float,
+        acting: list[str],
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + min(wait_s, self.svc.settings.site_claim_wait_max_s)
         signal = self._signal(executor)
         first = True
         while True:
             armed = signal.armed()
-            claimed = await self._claim_once(executor, site, spaces, max, worker, lease, first)
+            claimed = await self._claim_once(
+                executor, site, spaces, job_ids, max, worker, lease_s, acting, first
+            )
             first = False
             left = deadline - time.monotonic()
             if claimed or left <= 0:
@@ -128,18 +261,22 @@ class Sites:
         executor: str,
         site: str,
         spaces: list[str] | None,
+        job_ids: list[str] | None,
         limit: int,
         worker: str,
         lease_s: float,
+        acting: list[str],
         contact: bool,
     ) -> list[dict[str, Any]]:
+        """One claim by an agent polling for the spaces `acting`; with `contact`, its contact
+        is recorded even when nothing is due."""
         now = time.time()
         if self._busy.get(executor, 0.0) < time.monotonic():  # else: skip the cheap look
             async with self.svc.db.read() as conn:
                 due = await run_store.next_not_before(conn, [executor])
             if due is None or due > now:
                 if contact:
-                    await self._contact(site, worker, now, 0)
+                    await self._contact(site, worker, now, 0, spaces=acting)
                 return []
         async with self.svc.db.write() as conn:
             lease_until = now + lease_s
@@ -152,6 +289,7 @@ class Sites:
                 lease_until=lease_until,
                 now=now,
                 jobs_known=self._job_fields,
+                job_ids=job_ids,
             )
             if len(claimed) < limit:  # runs of jobs with a concurrency limit
                 limited = await run_store.claim(
@@ -162,6 +300,7 @@ class Sites:
                     lease_until=lease_until,
                     now=now,
                     spaces=spaces,
+                    job_ids=job_ids,
                 )
                 await event_store.append(
                     conn, [ledger.event_for(r, "claimed", now) for r in limited]
@@ -172,15 +311,23 @@ class Sites:
                 self._busy[executor] = time.monotonic() + BUSY_S
             else:
                 self._busy.pop(executor, None)
-            await self._contact(site, worker, now, len(claimed), conn)
+            await self._contact(site, worker, now, len(claimed), conn, spaces=acting)
         if claimed:
             self.svc.signals.events.fire()
         return claimed
 
     async def _contact(
-        self, site: str, worker: str, now: float, claimed: int, conn: Any = None
+        self,
+        site: str,
+        worker: str,
+        now: float,
+        claimed: int,
+        conn: Any = None,
+        *,
+        spaces: list[str] | None = None,
     ) -> None:
-        """Record an agent's contact, at most once per SEEN_EVERY_S (counts add up meanwhile)."""
+        """Record an agent's contact, at most once per SEEN_EVERY_S (counts add up meanwhile);
+        `spaces`: the spaces it polls for, when known."""
         key = (site, worker)
         mono = time.monotonic()
         last, count = self._seen.get(key, (0.0, 0))
@@ -192,10 +339,10 @@ class Sites:
             self._seen.clear()
         self._seen[key] = (mono, 0)
         if conn is not None:
-            await store.seen(conn, site, worker, now, count)
+            await store.seen(conn, site, worker, now, count, spaces)
             return
         async with self.svc.db.write() as conn:
-            await store.seen(conn, site, worker, now, count)
+            await store.seen(conn, site, worker, now, count, spaces)
 
     def _remember_fields(self, claimed: list[dict[str, Any]]) -> None:
         until = time.monotonic() + self.svc.settings.token_cache_s
@@ -211,14 +358,16 @@ class Sites:
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     async def heartbeat(self, who: Principal, site: str, agent: str) -> dict[str, Any]:
-        """Extend every lease the agent holds; say which of its runs should be cancelled."""
+        """Extend every lease the agent holds; say which of its runs should be cancelled.
+        Like a claim, it needs the developer role in a space that uses the site."""
         executor_of(site)
+        acting = await self.acting_spaces(who, site)
         worker = worker_id(who, agent)
         now = time.time()
         lease_until = now + self.svc.settings.lease_s
         async with self.svc.db.write() as conn:
             cancel = await run_store.heartbeat(conn, worker, lease_until, now)
-            await self._contact(site, worker, now, 0, conn)
+            await self._contact(site, worker, now, 0, conn, spaces=acting)
         return {"agent": worker, "cancel": cancel, "lease_expires_at": lease_until}
 
     async def resume_leases(self) -> int:
@@ -244,6 +393,24 @@ class Sites:
         """Apply an agent's report to a run it holds (see ReportSpec). With `take`, a
         queued run is claimed first (a site reporting on a job it never polled for); with
         `site`, a run of another site is not found."""
+        return await self._report(
+            who, run_id, spec, take=take, lease_s=lease_s, agent=agent, site=site, job_id=None
+        )
+
+    async def _report(
+        self,
+        who: Principal,
+        run_id: str,
+        spec: ReportSpec,
+        *,
+        take: bool,
+        lease_s: float | None,
+        agent: str,
+        site: str | None,
+        job_id: str | None,
+    ) -> dict[str, Any]:
+        """`report`; with `job_id`, only a run of that job is found, and the caller's right to
+        act on that job's runs was checked before (a face's site routes)."""
         now = time.time()
         lease = lease_s or self.svc.settings.lease_s
         async with self.svc.db.write() as conn:
@@ -252,10 +419,12 @@ class Sites:
                 run is None
                 or not run["executor"].startswith(PREFIX)
                 or (site is not None and run["executor"] != PREFIX + site)
+                or (job_id is not None and run["job_id"] != job_id)
             ):
                 where = f"site '{site}'" if site is not None else "a site"
                 raise NotFound(f"no run '{run_id}' on {where}")
-            require(who, run["space"], Role.viewer)
+            if job_id is None:  # reporting is an agent's act: a developer's
+                require(who, run["space"], Role.developer)
             state = run["state"]
             if spec.attempt is not None and spec.attempt != run["attempt"]:
                 raise Conflict(
@@ -269,7 +438,6 @@ class Sites:
             if state in ("pending", "queued"):
                 if not take:
                     raise Conflict(f"run '{run_id}' is {state}: claim it before reporting")
-                require(who, run["space"], Role.developer)
                 worker = worker_id(who, agent)
                 if not await store.take(
                     conn, run_id, worker_id=worker, lease_until=now + lease, now=now
@@ -330,24 +498,31 @@ class Sites:
     # --- site view ------------------------------------------------------------------------
 
     async def view(self, who: Principal, site: str | None = None) -> list[dict[str, Any]]:
-        """Per site: queue depth, claimed and running runs, agents and their last contact,
-        and who holds it now. Counts cover the spaces the caller may read."""
+        """Per site: queue depth, claimed and running runs, the agents polling for the
+        caller's spaces and their last contact, whether the site has a key, and the
+        reservation holding it now. A non-admin's listing holds the sites its spaces use;
+        counts cover the spaces the caller may read (see the module's rules)."""
         spaces = readable_spaces(who, None)
+        uses = True  # an admin's, or the sites the caller's own jobs name
         if site is not None:
-            executor_of(site)
+            uses = await self.visible(who, site)
         async with self.svc.db.read() as conn:
             names = [site] if site is not None else await store.site_names(conn, spaces)
             counts = await store.counts(conn, names, spaces)
             agents = await store.agents_of(conn, names)
+            keyed = await store.keyed(conn, names)
+        used = set(names) if uses else set()
         reserved = await self._reservations()
         now = time.time()
         by_site: dict[str, list[dict[str, Any]]] = {}
         for a in agents:
-            by_site.setdefault(a["site"], []).append(a)
+            if spaces is None or set(a["spaces"] or ()) & set(spaces):
+                by_site.setdefault(a["site"], []).append(a)
         out = []
         for name in names:
             seen = by_site.get(name, [])
             held = [r for r in reserved.get(name, ()) if r["start_at"] <= now < r["end_at"]]
+            shown = [_shown(r, spaces) for r in held if name in used or _mine(r, spaces)]
             c = counts.get(name, {})
             out.append(
                 {
@@ -357,7 +532,8 @@ class Sites:
                     "running": c.get("running", 0),
                     "last_contact_at": max((a["last_contact_at"] for a in seen), default=None),
                     "agents": seen,
-                    "reservation": held[0] if held else None,
+                    "key_set": name in keyed and name in used,
+                    "reservation": shown[0] if shown else None,
                 }
             )
         return out
@@ -365,12 +541,20 @@ class Sites:
     # --- reservations ---------------------------------------------------------------------
 
     async def reserve(self, who: Principal, site: str, spec: ReservationSpec) -> dict[str, Any]:
+        """Hold the site for a window, for a space that uses it (or a site no space uses)."""
         executor_of(site)
         space = spec.space or DEFAULT_SPACE
         require(who, space, Role.developer)
         owner = spec.owner or who.token_id
         if owner != who.token_id:
             require(who, space, Role.manager)
+        if not who.admin:
+            users = await self.users(site, fresh=True)
+            if users and space not in users:
+                raise Forbidden(
+                    f"space '{space}' does not use site '{site}' (it has no job there); "
+                    "only spaces that use a site may reserve it"
+                )
         row = {
             "id": new_id(),
             "space": space,
@@ -400,22 +584,33 @@ class Sites:
     async def reservations(
         self, who: Principal, site: str, *, past: bool = False
     ) -> list[dict[str, Any]]:
-        executor_of(site)
+        """The site's reservations: the caller's spaces' whole; when the caller's spaces use
+        the site, the others' too, as windows."""
+        uses = await self.visible(who, site)
+        spaces = readable_spaces(who, None)
         async with self.svc.db.read() as conn:
-            return await store.list_reservations(
+            rows = await store.list_reservations(
                 conn,
                 site=site,
-                spaces=readable_spaces(who, None),
+                spaces=None if uses else spaces,
                 ending_after=None if past else time.time(),
             )
+        return [_shown(r, spaces) for r in rows]
 
     async def unreserve(self, who: Principal, site: str, res_id: str) -> None:
+        """Remove a reservation: its owner, a manager of its space or of any space that uses
+        the site (a reservation holds the site for all of them), or an admin."""
         async with self.svc.db.write() as conn:
             row = await store.get_reservation(conn, res_id)
             if row is None or row["site"] != site:
                 raise NotFound(f"reservation '{res_id}' not found at site '{site}'")
-            if row["owner"] != who.token_id:
-                require(who, row["space"], Role.manager)
+            if row["owner"] != who.token_id and not who.can(row["space"], Role.manager):
+                users = await store.site_users(conn, site)
+                if not any(who.can(s, Role.manager) for s in users):
+                    raise Forbidden(
+                        f"removing reservation '{res_id}' needs its owner, the manager role in "
+                        f"its space or in a space that uses site '{site}', or admin"
+                    )
             await store.delete_reservation(conn, res_id)
         self._forget_reservations()
 
@@ -452,58 +647,278 @@ class Sites:
         now = time.time()
         for r in rows:
             if r["start_at"] <= now < r["end_at"] and r["owner"] != who.token_id:
-                holder = r["owner_name"] or r["owner"]
+                mine = who.can(r["space"], Role.viewer)
+                holder = (r["owner_name"] or r["owner"]) if mine else "another space"
                 raise Forbidden(
                     f"site '{site}' is reserved by {holder} until "
                     f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(r['end_at']))}",
                     code="reserved",
                 )
 
+    # --- keys -----------------------------------------------------------------------------
+
+    async def set_key(self, who: Principal, site: str) -> dict[str, Any]:
+        """A new key for the site, replacing any: returned once, kept as its SHA-256."""
+        await self._require_keeper(who, site)
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        now = time.time()
+        async with self.svc.db.write() as conn:
+            await store.set_key(conn, site, digest(key), now)
+        self._keys.forget(site)
+        return {"site": site, "key": key, "created_at": now}
+
+    async def delete_key(self, who: Principal, site: str) -> None:
+        await self._require_keeper(who, site)
+        async with self.svc.db.write() as conn:
+            if not await store.delete_key(conn, site):
+                raise NotFound(f"site '{site}' has no key")
+        self._keys.forget(site)
+
+    async def _require_keeper(self, who: Principal, site: str) -> None:
+        executor_of(site)
+        if who.admin:
+            return
+        if not any(who.can(s, Role.manager) for s in await self.users(site, fresh=True)):
+            raise Forbidden(
+                f"a site's key needs the manager role in a space that uses site '{site}', or admin"
+            )
+
+    async def _key_hash(self, site: str) -> str | None:
+        """The site's key hash (None: no key), read at most once per token_cache_s."""
+        return await self._keys.get(site, lambda: self._load_key(site))
+
+    async def _load_key(self, site: str) -> tuple[str | None, None]:
+        async with self.svc.db.read() as conn:
+            return await store.key_hash(conn, site), None
+
     # --- live updates ---------------------------------------------------------------------
 
     async def follow(
-        self, spaces: list[str] | None, site: str, after: int | None = None
+        self,
+        spaces: list[str] | None,
+        site: str,
+        after: int | None = None,
+        check: Check | None = None,
     ) -> AsyncIterator[tuple[dict[str, Any], dict[str, Any]]]:
-        """Every change of the site's runs, in order: (event, the run as the event left it)."""
-        executor = executor_of(site)
-        async for event in self.svc.events.follow(spaces=spaces, after=after, executor=executor):
-            async with self.svc.db.read() as conn:
-                run = await run_store.get(conn, event["run_id"], output=False)
-            if run is None:
-                continue
-            run.update(state=event["state"], status=event["status"], attempt=event["attempt"])
-            yield event, run
+        """Every change of the site's runs, in order: (event, the run as the event left it),
+        until `check` says no (see Events.open)."""
+        feed = await self.svc.events.open(
+            spaces=spaces, after=after, executor=executor_of(site), check=check
+        )
+        try:
+            async for event in feed:
+                run = await detached(self._run_of(event["run_id"]))
+                if run is None:
+                    continue
+                run.update(state=event["state"], status=event["status"], attempt=event["attempt"])
+                yield event, run
+        finally:
+            feed.close()
 
-    # --- jobs a face keeps for a site -----------------------------------------------------
+    async def _run_of(self, run_id: str) -> dict[str, Any] | None:
+        async with self.svc.db.read() as conn:
+            return await run_store.get(conn, run_id, output=False)
 
-    async def site_job(
-        self, space: str, site: str, name: str, action: dict[str, Any]
-    ) -> dict[str, Any]:
-        """The job `name` in `space` on the site, created on first use."""
-        key = (space, site, name)
+    # --- a face's site routes (see SiteFace) ----------------------------------------------
+
+    async def face_caller(
+        self,
+        face: SiteFace,
+        site: str,
+        *,
+        key: str | None,
+        holder: Principal | None,
+        origin: str | None,
+        acts: bool,
+    ) -> Principal:
+        """Who a face's site route for `site` acts as: `holder` (the token's), else the
+        site's own software. `acts`: the route takes jobs or reports on them; `origin`: the
+        web page that sent the request, if any."""
+        executor_of(site)
+        if key is not None:
+            stored = await self._key_hash(site)
+            if stored is None or len(key) > 200 or not hmac.compare_digest(stored, digest(key)):
+                raise Unauthorized(f"wrong key for site '{site}'")
+        if holder is not None:
+            return holder
+        if key is None:
+            if acts and (face.require_key or await self._key_hash(site) is not None):
+                raise Unauthorized(f"site '{site}' needs its key ({KEY_HEADER} header or ?key=)")
+            if not face.open:
+                raise Unauthorized("expected 'Authorization: Bearer <token>' or the site's key")
+            if acts and origin is not None:
+                raise Forbidden("a web page cannot act for a site without the site's key")
+        return Principal(token_id=face.agent, name=f"{face.agent} at {site}", site=site)
+
+    def _face_access(self, face: SiteFace, who: Principal, site: str, role: Role) -> None:
+        if who.site is not None:
+            if who.site != site:
+                raise Forbidden(f"this caller acts for site '{who.site}' only")
+            return
+        require(who, face.space, role)
+
+    async def face_job(
+        self, face: SiteFace, site: str, *, create: bool = False
+    ) -> dict[str, Any] | None:
+        """The face's job for the site; None while there is none, unless `create`."""
+        name = face.job_name(site)
+        key = (face.space, site, name)
         job = self._jobs.get(key)
         if job is not None:
             return job
         executor = executor_of(site)
         async with self.svc.db.read() as conn:
-            job = await job_store.get_by_name(conn, space, name, None)
+            job = await job_store.get_by_name(conn, face.space, name, None)
         if job is None:
-            spec = JobSpec(name=name, action=action, executor=executor, space=space)  # type: ignore[arg-type]
+            if not create:
+                return None
+            spec = JobSpec(name=name, action=face.action, executor=executor, space=face.space)  # type: ignore[arg-type]
             try:
                 job = await self.svc.jobs.create(SYSTEM, spec)
             except Conflict:  # made meanwhile by another request or process
                 async with self.svc.db.read() as conn:
-                    job = await job_store.get_by_name(conn, space, name, None)
+                    job = await job_store.get_by_name(conn, face.space, name, None)
         if job is None or job["executor"] != executor:
-            raise Conflict(f"job '{name}' in space '{space}' is not on site '{site}'")
+            raise Conflict(f"job '{name}' in space '{face.space}' is not on site '{site}'")
         if len(self._jobs) > 10000:
             self._jobs.clear()
         self._jobs[key] = job
         return job
 
-    def face_agent(self, space: str, name: str) -> Principal:
-        """Who a face's unauthenticated site routes act as: a developer in its space."""
-        return Principal(token_id=name, name=f"{name} site", roles={space: Role.developer})
+    async def face_submit(
+        self,
+        face: SiteFace,
+        who: Principal,
+        site: str,
+        params: dict[str, Any],
+        *,
+        cancel_status: str | None = None,
+    ) -> dict[str, Any]:
+        """Queue a job of the face at the site (its job made on first use); with
+        `cancel_status`, the face's unfinished jobs there are cancelled first, with that
+        status. Needs the developer role in the face's space, and no one else's reservation
+        holding the site."""
+        executor_of(site)
+        require(who, face.space, Role.developer)
+        job = await self.face_job(face, site, create=True)
+        assert job is not None
+        if cancel_status is not None:
+            await self.check_reservation(who, site)
+            await self.cancel_active(
+                who, site, space=face.space, job_id=job["id"], status=cancel_status
+            )
+        request = RunRequest(params=params)
+        return (await self.svc.runs.submit(who, job["id"], [request]))[0]
+
+    async def face_claim(
+        self, face: SiteFace, who: Principal, site: str, *, max: int, wait_s: float = 0.0
+    ) -> list[dict[str, Any]]:
+        """Up to `max` of the face's due jobs at the site, each to exactly one caller, leased
+        for the face's lease; waits up to `wait_s` for one."""
+        executor = executor_of(site)
+        self._face_access(face, who, site, Role.developer)
+        deadline = time.monotonic() + min(wait_s, self.svc.settings.site_claim_wait_max_s)
+        job = await self.face_job(face, site)
+        while job is None:  # none yet: nothing to take; wait as asked
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return []
+            await asyncio.sleep(min(left, self.svc.settings.poll_s))
+            job = await self.face_job(face, site)
+        return await self._claim(
+            executor,
+            site,
+            spaces=[face.space],
+            job_ids=[job["id"]],
+            worker=worker_id(who, face.agent),
+            lease_s=face.lease_s or self.svc.settings.lease_s,
+            max=max,
+            wait_s=max_zero(deadline - time.monotonic()),
+            acting=[face.space],
+        )
+
+    async def face_report(
+        self, face: SiteFace, who: Principal, run_id: str, spec: ReportSpec, *, site: str
+    ) -> dict[str, Any]:
+        """A report on one of the face's jobs at the site; a queued one is taken first."""
+        executor_of(site)
+        self._face_access(face, who, site, Role.developer)
+        job = await self.face_job(face, site)
+        if job is None:
+            raise NotFound(f"no run '{run_id}' on site '{site}'")
+        return await self._report(
+            who,
+            run_id,
+            spec,
+            take=True,
+            lease_s=face.lease_s,
+            agent=face.agent,
+            site=site,
+            job_id=job["id"],
+        )
+
+    async def face_recent(
+        self, face: SiteFace, who: Principal, site: str, *, since: float, limit: int
+    ) -> list[dict[str, Any]]:
+        """The face's jobs at the site made since `since`, newest first, at most `limit`."""
+        executor_of(site)
+        self._face_access(face, who, site, Role.viewer)
+        job = await self.face_job(face, site)
+        rows: list[dict[str, Any]] = []
+        cursor = None
+        while job is not None and len(rows) < limit:
+            page, cursor = await self.svc.runs.list(
+                SYSTEM,
+                space=face.space,
+                job_id=job["id"],
+                since=since,
+                cursor=cursor,
+                limit=min(1000, limit - len(rows)),
+            )
+            rows += page
+            if cursor is None:
+                break
+        return rows
+
+    def face_watch(
+        self,
+        face: SiteFace,
+        who: Principal,
+        site: str,
+        check: Check | None = None,
+    ) -> AsyncGenerator[tuple[dict[str, Any], dict[str, Any]], None]:
+        """Every change of the face's jobs at the site, from now: (event, the run as the
+        event left it), as `follow`. The caller is checked here, before anything streams."""
+        executor_of(site)
+        self._face_access(face, who, site, Role.viewer)
+        return self._face_changes(face, site, check)
+
+    async def _face_changes(
+        self, face: SiteFace, site: str, check: Check | None
+    ) -> AsyncGenerator[tuple[dict[str, Any], dict[str, Any]], None]:
+        job_id = None
+        async with contextlib.aclosing(self.follow([face.space], site, check=check)) as changes:
+            async for event, run in changes:
+                if job_id is None:
+                    job = await detached(self.face_job(face, site))
+                    job_id = job["id"] if job is not None else None
+                if event["job_id"] == job_id:
+                    yield event, run
+
+
+def max_zero(value: float) -> float:
+    return value if value > 0 else 0.0
+
+
+def _mine(row: dict[str, Any], spaces: list[str] | None) -> bool:
+    return spaces is None or row["space"] in spaces
+
+
+def _shown(row: dict[str, Any], spaces: list[str] | None) -> dict[str, Any]:
+    """A reservation as a caller reading `spaces` sees it: another space's only as a window."""
+    if _mine(row, spaces):
+        return row
+    return {**row, "space": None, "owner": None, "owner_name": None, "note": None}
 
 
 def _developer_spaces(who: Principal) -> list[str] | None:

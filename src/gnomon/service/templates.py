@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from gnomon.credentials import mask_mapping
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, GnomonError, NotFound
+from gnomon.service import secrecy
 from gnomon.service.access import readable_spaces, require
 from gnomon.service.runs import FINAL
 from gnomon.specs import JobSpec, RunRequest
@@ -42,6 +44,14 @@ class Templates:
             raise NotFound(f"template '{name}' not found")
         require(who, template.space, Role.viewer)
         return template
+
+    def shown(self, who: Principal, template: Template) -> dict[str, Any]:
+        """A template as `who` may see it (credentials in its env blotted out below
+        developer)."""
+        public = template.public()
+        if not secrecy.sees_credentials(who, template.space):
+            public["env"] = mask_mapping(public["env"])
+        return public
 
     def list(self, who: Principal, face: str | None = None) -> list[Template]:
         spaces = readable_spaces(who, None)

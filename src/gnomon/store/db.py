@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -14,8 +16,31 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.pool import NullPool
 from sqlalchemy.util import greenlet_spawn
 
+from gnomon.store.faults import StorageFault, storage_fault
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 T = TypeVar("T")
+
+
+def private_dir(path: Path) -> None:
+    """A directory only the server's user may enter (0700), made when missing."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        with contextlib.suppress(OSError):  # not ours to change: the admin's choice
+            os.chmod(path, 0o700)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """The database file (and its -wal and -shm files, which SQLite makes with the same mode)
+    readable and writable by the server's user only; its directory made 0700 when new."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if not path.exists():
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if each.stat().st_mode & 0o077:
+                os.chmod(each, 0o600)
 
 
 def _json_dumps(value: Any) -> str:
@@ -37,6 +62,7 @@ class Database:
         self._pool_size = pool_size
         self.writer: AsyncEngine
         self.reader: AsyncEngine
+        self.fault: str | None = None  # why the last write failed, while no write has succeeded
 
     @property
     def is_sqlite(self) -> bool:
@@ -51,7 +77,7 @@ class Database:
         if self.is_sqlite:
             path = sa.engine.make_url(self.url).database
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite_file(Path(path))
             # Every use of the writer ends its own transaction (begin() blocks, or
             # driver_call's own COMMIT/ROLLBACK), so no rollback round trip on return.
             self.writer = self._engine(pool_size=1, max_overflow=0, pool_reset_on_return=None)
@@ -90,8 +116,31 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.writer.begin() as conn:
-            yield conn
+        try:
+            async with self.writer.begin() as conn:
+                yield conn
+        except Exception as exc:
+            self._reraise(exc)
+        self.fault = None
+
+    def _reraise(self, exc: Exception) -> NoReturn:
+        """A write failed: raise a StorageFault naming the cause when the storage is to blame
+        (and remember it until a write succeeds), else the error itself."""
+        cause = storage_fault(exc)
+        if cause is None:
+            raise exc
+        self.fault = cause
+        raise StorageFault(f"cannot write: {cause}") from exc
+
+    async def probe_write(self) -> str | None:
+        """After a storage fault: try one small real write; the fault that remains, if any."""
+        if self.fault is not None:
+            with contextlib.suppress(StorageFault):
+                async with self.write() as conn:
+                    await conn.exec_driver_sql(
+                        "UPDATE alembic_version SET version_num = version_num"
+                    )
+        return self.fault
 
     async def driver_call(
         self,
@@ -106,10 +155,15 @@ class Database:
         try:
             driver: Any = pooled.driver_connection
             if self.is_sqlite:
-                return await driver._execute(sqlite_fn, driver._conn, *args)
-            return await pg_fn(driver, *args)
+                done = await driver._execute(sqlite_fn, driver._conn, *args)
+            else:
+                done = await pg_fn(driver, *args)
+        except Exception as exc:
+            self._reraise(exc)
         finally:
             await greenlet_spawn(pooled.close)
+        self.fault = None
+        return done
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -134,7 +188,7 @@ class Database:
         if self.is_sqlite:
             path = sa.engine.make_url(self.url).database
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                private_sqlite_file(Path(path))
         cfg = self._alembic_config()
         try:
             async with engine.begin() as conn:

@@ -221,8 +221,10 @@ async def claim(
     lease_until: float,
     now: float,
     spaces: Sequence[str] | None = None,
+    job_ids: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Claim due queued runs in one transaction, honouring job concurrency limits.
+    """Claim due queued runs in one transaction, honouring job concurrency limits (of the
+    jobs `job_ids` only, when given).
 
     `lanes` are (shell, limit) pairs: shell True takes only shell actions, False all others,
     None any — so an executor can bound its processes and its light work separately.
@@ -246,6 +248,8 @@ async def claim(
         )
         if spaces is not None:
             stmt = stmt.where(runs.c.space.in_(list(spaces)))
+        if job_ids is not None:
+            stmt = stmt.where(runs.c.job_id.in_(list(job_ids)))
         if shell is not None:
             kind = jobs.c.action["type"].as_string()
             stmt = stmt.where(kind == "shell" if shell else kind != "shell")

@@ -250,7 +250,8 @@ plans = sa.Table(
     sa.Index("ix_plans_parent", "parent_id"),
 )
 
-# Site agents, one row per (site, agent id): when first and last heard from.
+# Site agents, one row per (site, agent id): when first and last heard from, and the spaces
+# it polled for (those that use the site and where it may claim; NULL: shown to admins only).
 agents = sa.Table(
     "agents",
     metadata,
@@ -259,10 +260,20 @@ agents = sa.Table(
     sa.Column("first_seen_at", Time, nullable=False),
     sa.Column("last_contact_at", Time, nullable=False),
     sa.Column("claimed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("spaces", JSON),
 )
 
-# A window [start_at, end_at) of a site's time held by one owner (a token id or a JWT
-# subject); windows of one site never overlap.
+# A site's key (its SHA-256): the site's own software shows it to a face's site routes.
+site_keys = sa.Table(
+    "site_keys",
+    metadata,
+    sa.Column("site", sa.String(64), primary_key=True),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+)
+
+# A window [start_at, end_at) of a site's time held by one owner (a token id, or `jwt:<sub>`
+# for an external JWT's subject); windows of one site never overlap.
 reservations = sa.Table(
     "reservations",
     metadata,

@@ -1,4 +1,5 @@
-"""Site queues: claims in one statement, the agents seen, reservations of a site's time."""
+"""Site queues: claims in one statement, the agents seen, reservations of a site's time, the
+spaces that use a site, site keys."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gnomon.store._sql import chunks, is_postgres, mappings, upsert_insert
 from gnomon.store.runs import LIST_COLUMNS
-from gnomon.store.schema import agents, events, jobs, reservations, runs
+from gnomon.store.schema import agents, events, jobs, reservations, runs, site_keys
 
 SITE_PREFIX = "site:"
 
@@ -47,6 +48,7 @@ async def claim(
     lease_until: float,
     now: float,
     jobs_known: Callable[[str], dict[str, Any] | None] | None = None,
+    job_ids: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Claim up to `limit` due queued runs of one executor, oldest first, in ONE statement
     (UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) on PostgreSQL; on SQLite the
@@ -55,7 +57,7 @@ async def claim(
     `store.runs.claim`, which counts what they hold.
 
     Returns the claimed runs with their job's `action`, `retry` and `job_name` (on SQLite
-    from `jobs_known` where it knows them, else read).
+    from `jobs_known` where it knows them, else read). With `job_ids`, only runs of those jobs.
     """
     pick = (
         sa.select(runs.c.id)
@@ -71,6 +73,8 @@ async def claim(
     )
     if spaces is not None:
         pick = pick.where(runs.c.space.in_(list(spaces)))
+    if job_ids is not None:
+        pick = pick.where(runs.c.job_id.in_(list(job_ids)))
     values = _claimed_values(worker_id, lease_until, now)
     if is_postgres(conn):
         # One statement: claim, log each run's `claimed` event, return the runs.
@@ -182,19 +186,30 @@ async def active_runs(
 
 
 async def seen(
-    conn: AsyncConnection, site: str, agent_id: str, now: float, claimed: int = 0
+    conn: AsyncConnection,
+    site: str,
+    agent_id: str,
+    now: float,
+    claimed: int = 0,
+    spaces: Sequence[str] | None = None,
 ) -> None:
-    """Record contact from an agent (and how many runs it just claimed)."""
+    """Record contact from an agent (and how many runs it just claimed); with `spaces`, the
+    spaces it polls for now."""
     stmt = upsert_insert(conn, agents).values(
-        site=site, agent_id=agent_id, first_seen_at=now, last_contact_at=now, claimed=claimed
+        site=site,
+        agent_id=agent_id,
+        first_seen_at=now,
+        last_contact_at=now,
+        claimed=claimed,
+        spaces=None if spaces is None else sorted(spaces),
     )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["site", "agent_id"],
-        set_={
-            "last_contact_at": stmt.excluded.last_contact_at,
-            "claimed": agents.c.claimed + stmt.excluded.claimed,
-        },
-    )
+    changes: dict[str, Any] = {
+        "last_contact_at": stmt.excluded.last_contact_at,
+        "claimed": agents.c.claimed + stmt.excluded.claimed,
+    }
+    if spaces is not None:
+        changes["spaces"] = stmt.excluded.spaces
+    stmt = stmt.on_conflict_do_update(index_elements=["site", "agent_id"], set_=changes)
     await conn.execute(stmt)
 
 
@@ -206,6 +221,16 @@ async def agents_of(conn: AsyncConnection, sites: Sequence[str] | None) -> list[
 
 
 # --- what a site has ------------------------------------------------------------------------
+
+
+async def site_users(conn: AsyncConnection, site: str) -> set[str]:
+    """The spaces with a live job on the site."""
+    stmt = (
+        sa.select(jobs.c.space)
+        .distinct()
+        .where(jobs.c.executor == SITE_PREFIX + site, jobs.c.deleted_at.is_(None))
+    )
+    return {r[0] for r in await conn.execute(stmt)}
 
 
 async def site_names(conn: AsyncConnection, spaces: Sequence[str] | None) -> list[str]:
@@ -295,3 +320,34 @@ async def list_reservations(
     if ending_after is not None:
         stmt = stmt.where(reservations.c.end_at > ending_after)
     return mappings(await conn.execute(stmt))
+
+
+# --- site keys ------------------------------------------------------------------------------
+
+
+async def key_hash(conn: AsyncConnection, site: str) -> str | None:
+    stmt = sa.select(site_keys.c.hash).where(site_keys.c.site == site)
+    return (await conn.execute(stmt)).scalar()
+
+
+async def keyed(conn: AsyncConnection, sites: Sequence[str]) -> set[str]:
+    """Which of these sites have a key."""
+    out: set[str] = set()
+    for part in chunks(list(sites)):
+        stmt = sa.select(site_keys.c.site).where(site_keys.c.site.in_(part))
+        out |= {r[0] for r in await conn.execute(stmt)}
+    return out
+
+
+async def set_key(conn: AsyncConnection, site: str, digest: str, now: float) -> None:
+    stmt = upsert_insert(conn, site_keys).values(site=site, hash=digest, created_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["site"],
+        set_={"hash": stmt.excluded.hash, "created_at": stmt.excluded.created_at},
+    )
+    await conn.execute(stmt)
+
+
+async def delete_key(conn: AsyncConnection, site: str) -> bool:
+    stmt = sa.delete(site_keys).where(site_keys.c.site == site)
+    return (await conn.execute(stmt)).rowcount > 0

@@ -4,6 +4,7 @@ client do, answer by answer, field by field (and in the contract's field order).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -271,11 +272,16 @@ def test_a_call_that_fails_says_why(dev: httpx.Client, tenant: Tenant) -> None:
 
 
 def test_job_state_follows_its_latest_execution(
-    server: Server, dev: httpx.Client, tenant: Tenant, tmp_path: Any
+    server: Server, dev: httpx.Client, tenant: Tenant, shared_dir: Path
 ) -> None:
-    marker = tmp_path / "ok"
-    body = {"name": uid("job"), "command": f"test -f {marker}"}
-    job = dev.post("/jobs", params={"app_guid": tenant.apps[0]}, json=body).json()
+    marker = shared_dir / "ok"  # the job runs in its app's directory, as another user
+    with server.client() as admin:
+        r = admin.post(
+            "/v1/apps", json={"name": uid("app"), "space": tenant.space, "cwd": str(shared_dir)}
+        )
+        assert r.status_code == 201, r.text
+    body = {"name": uid("job"), "command": "test -f ok"}
+    job = dev.post("/jobs", params={"app_guid": r.json()["guid"]}, json=body).json()
     assert job["state"] == "PENDING"
 
     dev.post(f"/jobs/{job['guid']}/execute")
@@ -299,14 +305,14 @@ def test_job_state_follows_its_latest_execution(
     assert listed["state"] == "SUCCEEDED"
 
 
-def test_a_job_runs_in_its_apps_context(server: Server, tenant: Tenant, tmp_path: Any) -> None:
+def test_a_job_runs_in_its_apps_context(server: Server, tenant: Tenant, shared_dir: Path) -> None:
     with server.client() as admin:
         r = admin.post(
             "/v1/apps",
             json={
                 "name": uid("app"),
                 "space": tenant.space,
-                "cwd": str(tmp_path),
+                "cwd": str(shared_dir),
                 "env": {"APP_COLOUR": "teal"},
             },
         )
@@ -323,7 +329,7 @@ def test_a_job_runs_in_its_apps_context(server: Server, tenant: Tenant, tmp_path
         assert native["app"] == app["guid"] and native["space"] == tenant.space
         assert native["executor"] == "local"
         log = admin.get(f"/v1/runs/{ulid_of(run['guid'])}/log").text
-        assert log.split() == ["teal", str(tmp_path)]
+        assert log.split() == ["teal", str(shared_dir)]
 
 
 def test_disk_and_memory_are_kept(dev: httpx.Client, tenant: Tenant) -> None:

@@ -317,7 +317,8 @@ def test_reservations_hold_the_site(srv: Server) -> None:
         headers={"Authorization": f"Bearer {bob}"},
     )
     assert r.status_code == 201, r.text
-    assert r.json()["owner"] == "auth0|bob" and r.json()["owner_name"] == "User auth0|bob"
+    # A JWT's subject is a principal of its own, never a token id: `jwt:<sub>`.
+    assert r.json()["owner"] == "jwt:auth0|bob" and r.json()["owner_name"] == "User auth0|bob"
     text_error(
         post(srv, "newjob", job_body(site), KEYS.token("auth0|ada")),
         401,

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -183,3 +186,46 @@ def test_one_bad_request_does_not_break_the_next(face: httpx.Client) -> None:
     text = ok(post(face, {**WINDOW, "policy": {"policy": "basic"}}))
     assert text.count("seq.scan(") > 5
     assert "uranus" in text or "saturn" in text  # default targets are back
+
+
+def test_a_window_past_the_limit_is_refused_naming_it(face: httpx.Client) -> None:
+    month = {"t0": "2026-01-01", "t1": "2026-02-01", "policy": {"policy": "basic"}}
+    t0 = time.monotonic()
+    message = err(post(face, month), 400)
+    assert "7 days" in message and "GNOMON_PLAN_WINDOW_MAX_S" in message
+    assert time.monotonic() - t0 < 2
+    week = {"t0": "2026-01-01", "t1": "2026-01-08", "policy": {"policy": "dummy"}}
+    assert ok(post(face, week))
+
+
+@pytest.fixture(scope="module")
+def narrow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(
+        tmp_path_factory.mktemp("compute"), GNOMON_COMPUTE_WORKERS="1", GNOMON_COMPUTE_QUEUE="1"
+    ).start()
+    yield srv
+    srv.stop()
+
+
+def test_plan_generation_is_bounded_and_the_server_stays_responsive(narrow: Server) -> None:
+    body = {"t0": "2026-01-01", "t1": "2026-01-08", "policy": {"policy": "basic"}}
+
+    def plan() -> httpx.Response:
+        with httpx.Client(base_url=narrow.url, timeout=60) as c:
+            return post(c, body)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = [pool.submit(plan) for _ in range(16)]
+        worst = 0.0
+        while not all(a.done() for a in answers):
+            t0 = time.monotonic()
+            assert httpx.get(narrow.url + "/healthz", timeout=10).status_code == 200
+            worst = max(worst, time.monotonic() - t0)
+            time.sleep(0.1)
+        got = [a.result() for a in answers]
+    busy = [r for r in got if r.status_code == 503]
+    assert 1 <= len(got) - len(busy) <= 15 and busy, [r.status_code for r in got]
+    for r in busy:
+        assert int(r.headers["retry-after"]) >= 1
+        assert "GNOMON_COMPUTE_WORKERS" in err(r, 503)
+    assert worst < 2.0, f"/healthz took {worst:.2f} s while plans were made"

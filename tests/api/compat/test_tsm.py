@@ -173,3 +173,33 @@ def test_sbatch_failure_is_500_with_its_message(
         assert reply["run_id"] and reply["job_id"] is None
     finally:
         srv.stop()
+
+
+def test_a_token_can_be_required(tmp_path: Path) -> None:
+    """GNOMON_TSM_AUTH closes the face: no token → 401, a viewer → 403, a developer runs."""
+    srv = Server(
+        tmp_path / "data",
+        **slurm_env(),
+        GNOMON_TEMPLATES_FILE=str(TEMPLATES),
+        GNOMON_SECRETS=json.dumps({"tsm_mqtt_user": "u", "tsm_mqtt_password": "p"}),
+        GNOMON_TSM_AUTH="true",
+    ).start()
+    try:
+        url = srv.url + "/tsm/extractor/run"
+        with srv.client() as admin:
+            tokens = {
+                role: admin.post(
+                    "/v1/tokens", json={"name": role, "roles": {"default": role}}
+                ).json()["token"]
+                for role in ("viewer", "developer")
+            }
+        check_envelope(httpx.post(url, json=EXTRACT, timeout=60), 401)
+        bad = {"Authorization": "Bearer gn_nope"}
+        check_envelope(httpx.post(url, json=EXTRACT, headers=bad, timeout=60), 401)
+        viewer = {"Authorization": f"Bearer {tokens['viewer']}"}
+        check_envelope(httpx.post(url, json=EXTRACT, headers=viewer, timeout=60), 403)
+        dev = {"Authorization": f"Bearer {tokens['developer']}"}
+        reply = check_envelope(httpx.post(url, json=EXTRACT, headers=dev, timeout=60), 200)
+        assert reply["code"] == 0 and reply["job_id"]
+    finally:
+        srv.stop()

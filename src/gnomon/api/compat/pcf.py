@@ -34,7 +34,9 @@ from ulid import ULID
 
 from gnomon import cron
 from gnomon.api.allow import allowed_methods
+from gnomon.api.compat.mount import Face, face
 from gnomon.api.present import JSON, iso
+from gnomon.config import Settings
 from gnomon.domain import Principal, Role, RunState
 from gnomon.errors import GnomonError, Invalid, NotFound, Unauthorized
 from gnomon.service import Service
@@ -530,3 +532,9 @@ def blank_errors(app: ASGIApp) -> ASGIApp:
         await app(scope, receive, send_blank)
 
     return wrapped
+
+
+def mounted(state: State, settings: Settings) -> Face | None:
+    """The face at its prefix and on its hosts (None when it has neither)."""
+    app = create_face(state)
+    return face(app, settings.pcf_prefix, settings.pcf_hosts, present=blank_errors)

@@ -9,7 +9,10 @@ A translator onto gnomon's site queues, with no rules of its own:
 - words map onto run states: UNREAD=queued, RECEIVED=claimed, COMPLETE/COMPLETED/DONE=
   succeeded, FAILED/ERROR=failed, CANCELLED/CANCELED=cancelled, any other word=running;
 - `getnewjobs` is a site claim (each job to exactly one poller), `updatejobstatus` and
-  `startjob` are reports, `cancel_all_commands` cancels the site's unfinished jobs.
+  `startjob` are reports, `cancel_all_commands` cancels the site's unfinished jobs;
+- the site routes reach the runs of the job `photonranch:<site>` and no other run of the
+  site; who they act as (a token, the site's key from `X-Site-Key` or `?key=`, an open face)
+  is the service's decision (see service.sites.SiteFace).
 
 Errors are plain text, as the original's were; every answer carries the CORS headers.
 """
@@ -20,25 +23,34 @@ import math
 import re
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
-from sse_starlette import EventSourceResponse
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.responses import PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
+from gnomon.api import streams
 from gnomon.api.compat.mount import Face, face
-from gnomon.api.guard import RequestGuard
 from gnomon.api.present import JSON
 from gnomon.config import Settings
 from gnomon.domain import Principal, RunState
-from gnomon.errors import Conflict, Forbidden, GnomonError, Invalid, NotFound, Unauthorized
+from gnomon.errors import (
+    Busy,
+    Conflict,
+    Forbidden,
+    GnomonError,
+    Invalid,
+    NotFound,
+    Unauthorized,
+)
 from gnomon.service import Service
-from gnomon.specs import SITE, ReportSpec, RunRequest
+from gnomon.service.sites import KEY_HEADER, SiteFace
+from gnomon.specs import SITE, ReportSpec
 
 AGENT = "photonranch"
 SITE_RE = re.compile(SITE)
@@ -68,7 +80,7 @@ PREFLIGHT = [
     (b"access-control-allow-methods", b"OPTIONS,POST"),
     (
         b"access-control-allow-headers",
-        b"Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token",
+        b"Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token,X-Site-Key",
     ),
     (b"access-control-max-age", b"600"),
     (b"content-length", b"0"),
@@ -201,13 +213,31 @@ async def _user(request: Request) -> Principal:
     return await _svc(request).access.authenticate(secret.strip())
 
 
-async def _site_caller(request: Request) -> Principal:
-    """Who the site routes act as: the face's own agent when they are open (as in the
-    original), else the token's holder."""
+def _face(request: Request) -> SiteFace:
     settings = _settings(request)
-    if settings.photonranch_open and not request.headers.get("authorization"):
-        return _svc(request).sites.face_agent(settings.photonranch_space, AGENT)
-    return await _user(request)
+    return SiteFace(
+        agent=AGENT,
+        space=settings.photonranch_space,
+        action=ACTION,
+        open=settings.photonranch_open,
+        require_key=settings.photonranch_require_site_key,
+        lease_s=settings.photonranch_lease_s,
+    )
+
+
+async def _site_caller(request: Request, site: str, *, acts: bool) -> Principal:
+    """Who a site route acts as (the rules are SiteFace's): the token's holder, else the
+    site's own software, known by its key (`X-Site-Key` header or `?key=`) or an open face."""
+    key = request.headers.get(KEY_HEADER.lower()) or request.query_params.get("key") or None
+    holder = await _user(request) if request.headers.get("authorization") else None
+    return await _svc(request).sites.face_caller(
+        _face(request),
+        site,
+        key=key,
+        holder=holder,
+        origin=request.headers.get("origin"),
+        acts=acts,
+    )
 
 
 # --- routes ---------------------------------------------------------------------------------
@@ -220,7 +250,6 @@ async def newjob(request: Request) -> JSON:
         if key not in body:
             raise Refused(400, f"Error: missing required key {key}")
     site = _site(body["site"])
-    svc, space = _svc(request), _settings(request).photonranch_space
     params = {
         "device": body["device"],
         "instance": body["instance"],
@@ -230,32 +259,25 @@ async def newjob(request: Request) -> JSON:
         "user_name": body["user_name"],
         "user_id": body["user_id"],
     }
-    job = await svc.sites.site_job(space, site, job_name(site), ACTION)
-    if body["action"] == "cancel_all_commands":
-        await svc.sites.check_reservation(who, site)
-        await svc.sites.cancel_active(who, site, space=space, job_id=job["id"], status="CANCELLED")
-    run = (await svc.runs.submit(who, job["id"], [RunRequest(params=params)]))[0]
+    cancel = "CANCELLED" if body["action"] == "cancel_all_commands" else None
+    run = await _svc(request).sites.face_submit(
+        _face(request), who, site, params, cancel_status=cancel
+    )
     return JSON(item(run))
 
 
 async def getnewjobs(request: Request) -> JSON:
-    who = await _site_caller(request)
     body = await _body(request)
     if "site" not in body:
         raise Refused(400, "Error: missing required key site")
     site = _site(body["site"])
     wait_s = _seconds(body.get("wait_s", 0), "wait_s", low=0, high=WAIT_MAX_S)
-    sites, settings = _svc(request).sites, _settings(request)
+    who = await _site_caller(request, site, acts=True)
+    sites, face = _svc(request).sites, _face(request)
     taken: list[dict[str, Any]] = []
     while len(taken) < LIST_MAX:
-        batch = await sites.claim(
-            who,
-            site,
-            max=TAKE_MAX,
-            wait_s=0 if taken else wait_s,
-            agent=AGENT,
-            lease_s=settings.photonranch_lease_s,
-        )
+        wait = 0 if taken else wait_s
+        batch = await sites.face_claim(face, who, site, max=TAKE_MAX, wait_s=wait)
         taken += batch
         if len(batch) < TAKE_MAX:
             break
@@ -264,7 +286,6 @@ async def getnewjobs(request: Request) -> JSON:
 
 
 async def _report(request: Request, word: str | None) -> JSON:
-    who = await _site_caller(request)
     body = await _body(request)
     if "site" not in body or "ulid" not in body:
         raise Refused(400, NEEDS_IDS)
@@ -281,18 +302,10 @@ async def _report(request: Request, word: str | None) -> JSON:
     state = state_of(word)
     if state in (RunState.queued, RunState.pending):
         raise Refused(409, f"Error: a job cannot go back to {word}")
+    who = await _site_caller(request, site, acts=True)
     spec = ReportSpec(state=state.value, status=word, eta_s=eta)  # type: ignore[arg-type]
-    settings = _settings(request)
     try:
-        await _svc(request).sites.report(
-            who,
-            run_id,
-            spec,
-            take=True,
-            lease_s=settings.photonranch_lease_s,
-            agent=AGENT,
-            site=site,
-        )
+        await _svc(request).sites.face_report(_face(request), who, run_id, spec, site=site)
     except NotFound:
         raise Refused(404, f"Error: no job {run_id} at site {site}") from None
     shown = given if isinstance(given, int | float) and not isinstance(given, bool) else eta
@@ -310,42 +323,49 @@ async def startjob(request: Request) -> JSON:
 
 
 async def getrecentjobs(request: Request) -> JSON:
-    who = await _site_caller(request)
     body = await _body(request)
     if "site" not in body:
         raise Refused(400, "Error: missing required key site")
     site = _site(body["site"])
     span_ms = _seconds(body.get("timeRange", DAY_MS), "timeRange", low=0, high=1e15)
-    svc = _svc(request)
-    since = time.time() - span_ms / 1000
-    rows: list[dict[str, Any]] = []
-    cursor = None
-    while len(rows) < LIST_MAX:
-        page, cursor = await svc.runs.list(
-            who, executor=f"site:{site}", since=since, cursor=cursor, limit=1000
-        )
-        rows += page
-        if cursor is None:
-            break
+    who = await _site_caller(request, site, acts=False)
+    rows = await _svc(request).sites.face_recent(
+        _face(request), who, site, since=time.time() - span_ms / 1000, limit=LIST_MAX
+    )
     return JSON([item(r) for r in reversed(rows)])
 
 
-async def events(request: Request, site: str) -> EventSourceResponse:
-    """Every change of the site's jobs, as the original pushed them to the UI."""
-    who = await _site_caller(request)
+async def events(request: Request, site: str) -> Response:
+    """Every change of the site's jobs, as the original pushed them to the UI. Streams are
+    limited per token (per client address without one) and in all; a token's stream ends
+    when the token is revoked."""
     site = _site(site)
-    spaces = None if who.admin else sorted(who.roles)
-    feed = _svc(request).sites.follow(spaces, site)
+    who = await _site_caller(request, site, acts=False)
+    svc = _svc(request)
+    tokenless = not request.headers.get("authorization")
+    try:
+        release = streams.slot(svc, request, None if tokenless else who)
+    except Busy as exc:
+        answer = _text(exc.status, f"Error: {exc.message}")
+        answer.headers["Retry-After"] = str(exc.retry_after_s)
+        return answer
+    check = None if tokenless else streams.caller_check(svc, request, who, ticket=False)
+    try:
+        feed = svc.sites.face_watch(_face(request), who, site, check)
+    except BaseException:
+        release()
+        raise
 
     async def stream() -> AsyncIterator[dict[str, str]]:
-        async for event, run in feed:
-            data = {"topic": "jobs", "site": site, "data": item(run)}
-            yield {
-                "id": str(event["id"]),
-                "data": orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode(),
-            }
+        async with aclosing(feed):
+            async for event, run in feed:
+                data = {"topic": "jobs", "site": site, "data": item(run)}
+                yield {
+                    "id": str(event["id"]),
+                    "data": orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode(),
+                }
 
-    return EventSourceResponse(stream(), ping=15)
+    return streams.Stream(stream(), release)
 
 
 # --- the application ------------------------------------------------------------------------
@@ -447,5 +467,4 @@ JSON_TYPE = (b"content-type", b"application/json")
 
 def mounted(state: State, settings: Settings) -> Face | None:
     """The face at its prefix (None when the prefix is '')."""
-    app = cors(RequestGuard(create_face(state), limit=settings.max_body_bytes))
-    return face(app, settings.photonranch_prefix)
+    return face(create_face(state), settings.photonranch_prefix, present=cors)

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from gnomon.api.deps import principal_of
 from gnomon.api.present import JSON
-from gnomon.errors import GnomonError
+from gnomon.errors import Busy, GnomonError
 from gnomon.plans.specs import parse_when
 from gnomon.service.plans import PlanInvalid
 
@@ -67,7 +67,7 @@ def _policy(doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     if isinstance(raw, str):
         try:
             raw = json.loads(raw)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise FaceError(POLICY_MESSAGE) from exc
     if not isinstance(raw, dict):
         raise FaceError(POLICY_MESSAGE)
@@ -101,7 +101,7 @@ async def schedule(request: Request) -> JSON:
             await principal_of(request)
         try:
             doc = json.loads(await request.body() or b"null")
-        except ValueError:
+        except (ValueError, RecursionError):
             doc = None
         if not isinstance(doc, dict):
             raise FaceError("Invalid input, needs to be a JSON object")
@@ -112,6 +112,12 @@ async def schedule(request: Request) -> JSON:
         return error(exc.message, exc.status)
     except PlanInvalid as exc:
         return error(exc.message, 400)
+    except Busy as exc:
+        return reply(
+            exc.status,
+            {"status": "error", "message": exc.message},
+            **{"Retry-After": str(exc.retry_after_s)},
+        )
     except GnomonError as exc:
         return error(exc.message, exc.status)
     except Exception:

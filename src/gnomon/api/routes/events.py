@@ -11,11 +11,13 @@ from sse_starlette import EventSourceResponse
 from gnomon.api import present
 from gnomon.api.deps import principal, principal_of, service
 from gnomon.api.present import JSON, iso
+from gnomon.api.streams import Stream, caller_check, slot
 from gnomon.domain import Principal
 from gnomon.service import Service
 from gnomon.service.access import readable_spaces
 
 MAX_ID = 2**63 - 1
+CLOSED = orjson.dumps({"reason": "the token was revoked or its roles changed"}).decode()
 router = APIRouter(tags=["events"])
 
 
@@ -38,7 +40,7 @@ async def events_ticket(
     who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
     """A ticket for `GET /v1/events?ticket=…` as this token, valid for a minute (only to open
-    the stream: an open stream stays open)."""
+    the stream: an open stream stays open while the token is valid)."""
     ticket, expires = await svc.access.issue_ticket(who)
     return JSON({"ticket": ticket, "expires_at": iso(expires)}, status_code=201)
 
@@ -54,23 +56,41 @@ async def events(
     who: Principal = Depends(caller),
     svc: Service = Depends(service),
 ) -> EventSourceResponse:
-    """Each event: `id` (resume with Last-Event-ID), `event: run`, data = the transition."""
+    """Each event: `id` (resume with Last-Event-ID), `event: run`, data = the transition.
+
+    Open streams are limited per token and in all (429/503 with Retry-After). A stream ends
+    when its token is revoked or its roles change (within GNOMON_TOKEN_CACHE_S + 1 s), after
+    a last `event: closed`."""
     resume = request.headers.get("last-event-id", "")
     if after is None and resume.isdigit() and int(resume) <= MAX_ID:
         after = int(resume)
-    # "From now" is fixed before the answer starts, so nothing after it can be missed.
-    start = after if after is not None else await svc.events.last_id()
-    feed = svc.events.follow(
-        spaces=readable_spaces(who, space),
-        after=start,
-        job_id=job,
-        run_id=run,
-        executor=f"site:{site}" if site else None,
-    )
+    spaces = readable_spaces(who, space)
+    release = slot(svc, request, who)
+    try:
+        # "From now" is fixed before the answer starts, so nothing after it can be missed.
+        feed = await svc.events.open(
+            spaces=spaces,
+            after=after,
+            job_id=job,
+            run_id=run,
+            executor=f"site:{site}" if site else None,
+            check=caller_check(svc, request, who, "ticket" in request.query_params),
+        )
+    except BaseException:
+        release()
+        raise
 
     async def stream() -> AsyncIterator[dict[str, str]]:
-        async for row in feed:
-            data = orjson.dumps(present.event(row), option=orjson.OPT_NON_STR_KEYS).decode()
-            yield {"id": str(row["id"]), "event": "run", "data": data}
+        try:
+            async for row in feed:
+                data = orjson.dumps(present.event(row), option=orjson.OPT_NON_STR_KEYS).decode()
+                yield {"id": str(row["id"]), "event": "run", "data": data}
+            yield {"event": "closed", "data": CLOSED}
+        finally:
+            feed.close()
 
-    return EventSourceResponse(stream(), ping=15)
+    def done() -> None:
+        feed.close()
+        release()
+
+    return Stream(stream(), done)

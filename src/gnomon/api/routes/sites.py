@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -12,6 +13,7 @@ from starlette.responses import Response
 from gnomon.api import present, schemas
 from gnomon.api.deps import principal, service
 from gnomon.api.present import JSON
+from gnomon.api.streams import Stream, caller_check, slot
 from gnomon.domain import Principal
 from gnomon.service import Service
 from gnomon.service.access import readable_spaces
@@ -107,6 +109,27 @@ async def unreserve(
     return present.no_content()
 
 
+@router.post("/v1/sites/{site}/key", response_model=schemas.SiteKey, status_code=201)
+async def set_key(
+    site: str = SitePath, who: Principal = Depends(principal), svc: Service = Depends(service)
+) -> JSON:
+    """A new key for the site, replacing any; shown this once. The site's software shows it
+    to the Photon Ranch face as the `X-Site-Key` header or the `key` query parameter. Needs
+    the manager role in a space that uses the site, or admin."""
+    row = await svc.sites.set_key(who, site)
+    return JSON(present.site_key(row), status_code=201)
+
+
+@router.delete("/v1/sites/{site}/key", status_code=204)
+async def delete_key(
+    site: str = SitePath, who: Principal = Depends(principal), svc: Service = Depends(service)
+) -> Response:
+    """Remove the site's key: the face's site routes are open to it again, unless keys are
+    required."""
+    await svc.sites.delete_key(who, site)
+    return present.no_content()
+
+
 @router.get("/v1/sites/{site}/events")
 async def site_events(
     request: Request,
@@ -116,19 +139,25 @@ async def site_events(
     svc: Service = Depends(service),
 ) -> EventSourceResponse:
     """Server-sent events, one per change of a run of the site: `event: jobs`, data
-    `{"topic": "jobs", "site", "data": run}` (the run as that change left it)."""
+    `{"topic": "jobs", "site", "data": run}` (the run as that change left it). Limited and
+    ended like /v1/events."""
     resume = request.headers.get("last-event-id", "")
     if after is None and resume.isdigit() and int(resume) <= MAX_ID:
         after = int(resume)
-    feed = svc.sites.follow(readable_spaces(who, None), site, after)
+    await svc.sites.visible(who, site)
+    release = slot(svc, request, who)
+    feed = svc.sites.follow(
+        readable_spaces(who, None), site, after, caller_check(svc, request, who, ticket=False)
+    )
 
     async def stream() -> AsyncIterator[dict[str, str]]:
-        async for event, run in feed:
-            data = {"topic": "jobs", "site": site, "data": present.run(run)}
-            yield {
-                "id": str(event["id"]),
-                "event": "jobs",
-                "data": orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode(),
-            }
+        async with aclosing(feed):
+            async for event, run in feed:
+                data = {"topic": "jobs", "site": site, "data": present.run(run)}
+                yield {
+                    "id": str(event["id"]),
+                    "event": "jobs",
+                    "data": orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS).decode(),
+                }
 
-    return EventSourceResponse(stream(), ping=15)
+    return Stream(stream(), release)

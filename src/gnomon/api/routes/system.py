@@ -24,6 +24,8 @@ async def readyz(svc: Service = Depends(service)) -> JSON:
         current = await svc.db.current_revision()
     except Exception as exc:
         return JSON({"status": "unavailable", "reason": f"database: {exc}"}, status_code=503)
+    if fault := await svc.db.probe_write():
+        return JSON({"status": "unavailable", "reason": f"database: {fault}"}, status_code=503)
     head = svc.db.head_revision()
     if current != head:
         return JSON(

@@ -30,14 +30,14 @@ class TemplateList(BaseModel):
 async def list_templates(
     who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
-    return JSON({"items": [t.public() for t in svc.templates.list(who)]})
+    return JSON({"items": [svc.templates.shown(who, t) for t in svc.templates.list(who)]})
 
 
 @router.get("/v1/templates/{name}")
 async def get_template(
     name: str = NAME, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
-    return JSON(svc.templates.get(who, name).public())
+    return JSON(svc.templates.shown(who, svc.templates.get(who, name)))
 
 
 @router.post("/v1/templates/{name}/runs", status_code=201, response_model=schemas.Run)

@@ -66,7 +66,12 @@ class CeleryExecutor(Executor):
         options = CeleryOptions.model_validate(run.get("executor_options") or {})
         task_id = f"{run['id']}-{run['attempt']}"
         payload = {
-            "run": {"id": run["id"], "job_id": run["job_id"], "attempt": run["attempt"]},
+            "run": {
+                "id": run["id"],
+                "job_id": run["job_id"],
+                "attempt": run["attempt"],
+                "space": run.get("space"),  # the worker grants secrets by it
+            },
             "action": action,
             "params": attempt.params,
             "timeout_s": attempt.timeout_s,

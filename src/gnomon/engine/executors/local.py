@@ -1,37 +1,45 @@
-"""The local executor: shell commands in their own process group, HTTP calls, no-ops."""
+"""The local executor: shell commands in their own session, directory, environment and (when
+the server is root) user, in a bubblewrap sandbox when there is one (see sandbox.py); HTTP
+calls; no-ops."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import os
+import secrets as random
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import structlog
 
+from gnomon import outbound, permits
 from gnomon.abc import Attempt, Executor, Outcome
+from gnomon.config import Settings
+from gnomon.credentials import redact
 from gnomon.domain import RunState, secret_env, shell_command
+from gnomon.engine.executors.sandbox import (
+    MIN_PATH,
+    Confinement,
+    WorkRoot,
+    confinement,
+    make_workdir,
+    reachable_by,
+    remove_tree,
+    server_home,
+    server_user,
+)
 
 KILL_GRACE_S = 2.0
 HTTP_DEFAULT_TIMEOUT_S = 60.0
-PR_SET_PDEATHSIG = 1
+REDACT_MARGIN = 8192  # response bytes read past what the log keeps
 
-try:
-    _libc: Any = ctypes.CDLL("libc.so.6", use_errno=True)
-except OSError:  # pragma: no cover - not Linux
-    _libc = None
-
-
-def _child_setup() -> None:
-    """In the child: a process group of its own, and die with the server (no orphans)."""
-    os.setsid()
-    if _libc is not None:
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+log = structlog.get_logger(__name__)
 
 
 # PR_SET_PDEATHSIG reaches the direct child only: a shell script's own children (`sleep 30`
@@ -59,7 +67,10 @@ class Watchdog:
     def _send(self, line: str) -> None:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen(
-                [sys.executable, "-c", _WATCHDOG], stdin=subprocess.PIPE, start_new_session=True
+                [_interpreter(), "-I", "-S", "-c", _WATCHDOG],  # no site: it imports nothing
+                stdin=subprocess.PIPE,
+                start_new_session=True,
+                env={},  # nothing of the server's to read in /proc/<pid>/environ
             )
         assert self._proc.stdin is not None
         try:
@@ -84,10 +95,29 @@ class Watchdog:
             self._proc = None
 
 
+def _interpreter() -> str:
+    """This very Python binary: /proc/self/exe reaches it even where the path to it does not
+    (a virtualenv in a home the server's user may not enter)."""
+    return "/proc/self/exe" if os.path.exists("/proc/self/exe") else sys.executable
+
+
 def inherited_env() -> dict[str, str]:
-    """The server's environment, as commands inherit it: without the named secrets (a command
-    gets those it asks for, by name)."""
-    return {k: v for k, v in os.environ.items() if k != "GNOMON_SECRETS"}
+    """The server's environment without its settings (`GNOMON_*`: tokens, secrets, database
+    URLs), for commands that pass it on to another system (sbatch)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("GNOMON_")}
+
+
+def base_env(user: str, home: Path, extra: dict[str, str]) -> dict[str, str]:
+    """What every local shell command's environment starts from: nothing of the server's."""
+    return {
+        "PATH": MIN_PATH,
+        "HOME": str(home),
+        "LANG": "C.UTF-8",
+        "USER": user,
+        "LOGNAME": user,
+        "SHELL": "/bin/sh",
+        **extra,
+    }
 
 
 def param_env(params: dict[str, Any]) -> dict[str, str]:
@@ -102,22 +132,33 @@ def param_env(params: dict[str, Any]) -> dict[str, str]:
 class LocalExecutor(Executor):
     name = "local"
 
-    def __init__(self, secrets: dict[str, str] | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self._http: httpx.AsyncClient | None = None
         self._watchdog = Watchdog()
-        self._secrets = secrets or {}
+        self.confinement: Confinement = confinement(
+            settings.sandbox, settings.run_user, "run_user" in settings.model_fields_set
+        )
+        self._root: WorkRoot | None = None  # this executor's attempts' directories, once needed
+        self._user = self.confinement.user.name if self.confinement.user else server_user()
 
     async def execute(self, attempt: Attempt) -> Outcome:
         kind = attempt.action["type"]
         work = {"shell": self._shell, "http": self._http_call, "noop": self._noop}.get(kind)
         if work is None:
             return Outcome(RunState.failed, message=f"the local executor cannot run '{kind}'")
+        space = attempt.run.get("space")
+        if refused := permits.local_space_refusal(self.settings, space, attempt.action):
+            return Outcome(RunState.failed, message=f"cannot start: {refused}")
         return await work(attempt)
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
         self._watchdog.close()
+        if self._root is not None:
+            await asyncio.to_thread(self._root.remove)
+            self._root = None
 
     # --- noop -----------------------------------------------------------------------------
 
@@ -137,40 +178,114 @@ class LocalExecutor(Executor):
 
     # --- shell ----------------------------------------------------------------------------
 
+    def hidden(self, cwd: Path | None) -> list[Path]:
+        """What the sandbox hides: the data dir, the attempts' directories (of every server
+        and worker here, when `cwd` holds them), the secrets file, the admin's list and, for a
+        server not run as root, its user's home."""
+        s = self.settings
+        paths = [s.data_dir, *s.sandbox_hide]
+        own = self._root.path if self._root is not None else None
+        paths += [p for p in (s.work_dir or own, s.secrets_file) if p is not None]
+        base = permits.work_base(s)
+        if cwd is not None and (cwd == base or cwd in base.parents):
+            paths += base.glob(permits.WORK_PREFIX + "*")
+        if os.geteuid() != 0 and (home := server_home()) is not None:
+            paths.append(home)
+        return sorted({Path(os.path.realpath(p)) for p in paths} - {Path("/")})
+
+    def _work_root(self) -> Path:
+        if self._root is None:
+            self._root = WorkRoot(self.settings.work_dir)
+        return self._root.path
+
     async def _shell(self, attempt: Attempt) -> Outcome:
         action, run = attempt.action, attempt.run
+        space = run.get("space")
+        if refused := permits.secret_refusals(self.settings, space, action):
+            names = ", ".join(refused)
+            return Outcome(
+                RunState.failed, message=f"cannot start: secret {names} not granted to '{space}'"
+            )
         try:
             command = shell_command(action, attempt.params)
-            secrets = secret_env(action, self._secrets)
+            secrets = secret_env(action, self.settings.secrets_for(space))
         except KeyError as exc:
             return Outcome(RunState.failed, message=f"cannot start: missing {exc.args[0]}")
-        env = {
-            **inherited_env(),
-            **action.get("env", {}),
-            **param_env(attempt.params),
-            **secrets,
-            "GNOMON_RUN_ID": run["id"],
-            "GNOMON_JOB_ID": run["job_id"],
-            "GNOMON_ATTEMPT": str(run["attempt"]),
-        }
-        spawn = dict(
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            cwd=action.get("cwd") or None,
-            env=env,
-            preexec_fn=_child_setup,
+        confined = self.confinement
+        cwd: tuple[int, Path] | None = None
+        if action.get("cwd"):
+            try:
+                cwd = self._open_cwd(action["cwd"])
+            except OSError as exc:  # PermissionError: not allowed
+                return Outcome(RunState.failed, message=f"cannot start: {exc}")
+        if isinstance(command, str):
+            command = ["/bin/sh", "-c", command]
+        elif confined.bwrap is not None:  # a missing program: 127, as without the sandbox
+            command = ["/bin/sh", "-c", 'exec "$0" "$@"', *command]
+        name = f"{run['id']}-{run['attempt']}-{random.token_hex(4)}"
+        try:
+            workdir = make_workdir(self._work_root(), name, confined.user)
+        except OSError as exc:
+            if cwd is not None:
+                os.close(cwd[0])
+            return Outcome(RunState.failed, message=f"cannot start: no working directory ({exc})")
+        env = base_env(self._user, workdir, self.settings.local_env)
+        if confined.bwrap is None:  # the sandbox has a private /tmp; else keep temp files here
+            env["TMPDIR"] = str(workdir)
+        env.update(
+            {
+                **action.get("env", {}),
+                **param_env(attempt.params),
+                **secrets,
+                "GNOMON_RUN_ID": run["id"],
+                "GNOMON_JOB_ID": run["job_id"],
+                "GNOMON_ATTEMPT": str(run["attempt"]),
+            }
         )
         try:
-            if isinstance(command, list):
-                proc = await asyncio.create_subprocess_exec(*command, **spawn)
-            else:
-                proc = await asyncio.create_subprocess_shell(command, **spawn)
-        except (OSError, ValueError) as exc:
+            return await self._run(attempt, command, env, workdir, cwd)
+        finally:
+            if cwd is not None:
+                os.close(cwd[0])
+            await asyncio.shield(asyncio.to_thread(remove_tree, workdir))
+
+    def _open_cwd(self, cwd: str) -> tuple[int, Path]:
+        """The job's `cwd`, opened (what is checked is what the command gets, whatever is
+        renamed meanwhile): a descriptor and the real path. PermissionError when the admin
+        does not allow it, or the run user could not reach it by itself."""
+        fd = os.open(cwd, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            real = Path(os.readlink(f"/proc/self/fd/{fd}"))
+            if refused := permits.cwd_refusal(self.settings, str(real)):
+                raise PermissionError(refused)
+            user = self.confinement.user
+            if user is not None and not reachable_by(real, user):
+                raise PermissionError(f"cwd '{cwd}' is out of reach of the user {user.name}")
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd, real
+
+    async def _run(
+        self,
+        attempt: Attempt,
+        command: list[str],
+        env: dict[str, str],
+        workdir: Path,
+        cwd: tuple[int, Path] | None,
+    ) -> Outcome:
+        fd = None
+        try:
+            hidden = self.hidden(cwd[1] if cwd else None) if self.confinement.bwrap else []
+            argv, spawn, fd = self.confinement.spawn(command, env, workdir, cwd, hidden)
+            proc = await Child.start(argv, spawn)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
             return Outcome(RunState.failed, exit_code=127, message=f"could not start: {exc}")
+        finally:
+            if fd is not None:
+                os.close(fd)
 
         async def pump() -> int:
-            assert proc.stdout is not None
             while chunk := await proc.stdout.read(65536):
                 attempt.output.write(chunk)
             return await proc.wait()
@@ -182,11 +297,12 @@ class LocalExecutor(Executor):
             except asyncio.CancelledError:
                 await _kill_group(proc)
                 raise
+            await _kill_group(proc)  # what the command left running ends with it
             if stopped:
-                await _kill_group(proc)
                 return stopped
         finally:
             self._watchdog.release(proc.pid)
+            proc.close()
         code = proc.returncode
         assert code is not None
         if code == 0:
@@ -202,48 +318,55 @@ class LocalExecutor(Executor):
     # --- http -----------------------------------------------------------------------------
 
     async def _http_call(self, attempt: Attempt) -> Outcome:
+        """One request, to an address the outbound policy allows (checked when connecting, on
+        every address the host resolves to); redirects are not followed. The run log keeps the
+        status line and the first `http_log_bytes` of the body, credentials sent blotted out;
+        no response headers."""
         a = attempt.action
         if self._http is None:
-            self._http = httpx.AsyncClient(follow_redirects=False)
+            self._http = outbound.client(outbound.Policy.from_settings(self.settings))
+        client = self._http
+        headers: dict[str, str] = a.get("headers") or {}
         body = a.get("body")
-        kw: dict[str, Any] = {"headers": a.get("headers") or {}}
+        kw: dict[str, Any] = {"headers": headers}
         if isinstance(body, str):
             kw["content"] = body
         elif body is not None:
             kw["json"] = body
         timeout = attempt.timeout_s or HTTP_DEFAULT_TIMEOUT_S
+        keep_bytes = self.settings.http_log_bytes
+        method = a.get("method", "POST")
+        answer: list[tuple[int, str, bytes]] = []
 
-        async def call() -> httpx.Response:
-            return await self._http.request(
-                a.get("method", "POST"), a["url"], timeout=timeout, **kw
-            )  # type: ignore[union-attr]
+        async def call() -> None:
+            async with client.stream(method, a["url"], timeout=timeout, **kw) as resp:
+                kept = bytearray()  # a margin past the limit: no credential is cut in two
+                async for chunk in resp.aiter_bytes():
+                    kept += chunk
+                    if len(kept) > keep_bytes + REDACT_MARGIN:
+                        break
+                answer.append((resp.status_code, resp.reason_phrase, bytes(kept)))
 
         try:
-            box: list[httpx.Response] = []
-
-            async def keep() -> None:
-                box.append(await call())
-
-            stopped = await _wait_or_cancel(keep(), attempt)
+            stopped = await _wait_or_cancel(call(), attempt)
         except httpx.TimeoutException as exc:
             return Outcome(RunState.timed_out, message=f"HTTP timeout: {exc}")
         except httpx.HTTPError as exc:
+            if refusal := outbound.refused(exc):
+                return Outcome(RunState.failed, message=str(refusal))
             return Outcome(RunState.failed, message=f"HTTP error: {type(exc).__name__}: {exc}")
         if stopped:
             return stopped
-        resp = box[0]
-        attempt.output.write(f"HTTP {resp.status_code} {resp.reason_phrase}\n".encode())
-        attempt.output.write(resp.content)
-        ok = (
-            resp.status_code in a["expect_status"]
-            if a.get("expect_status")
-            else (200 <= resp.status_code < 300)
-        )
+        status, reason, kept = answer[0]
+        shown = redact(kept, headers)
+        attempt.output.write(f"HTTP {status} {reason}\n".encode())
+        attempt.output.write(shown[:keep_bytes])
+        if len(shown) > keep_bytes:
+            attempt.output.write(f"\n[not kept: the body past {keep_bytes} bytes]\n".encode())
+        ok = status in a["expect_status"] if a.get("expect_status") else 200 <= status < 300
         if ok:
-            return Outcome(RunState.succeeded, message=f"{a.get('method', 'POST')} success")
-        return Outcome(
-            RunState.failed, message=f"HTTP {resp.status_code} {resp.reason_phrase}".strip()
-        )
+            return Outcome(RunState.succeeded, message=f"{method} success")
+        return Outcome(RunState.failed, message=f"HTTP {status} {reason}".strip())
 
 
 def _noop_outcome(action: dict[str, Any]) -> Outcome:
@@ -273,7 +396,65 @@ async def _wait_or_cancel(work: Any, attempt: Attempt) -> Outcome | None:
     return Outcome(RunState.timed_out, message=f"timed out after {attempt.timeout_s:g}s")
 
 
-async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+class Child:
+    """A command started by `subprocess.Popen` (which can switch users, unlike the event
+    loop's own subprocesses on uvloop): its output as a stream, its end awaited through a
+    pidfd (a thread where there is none), never through the loop's child watcher."""
+
+    def __init__(self, popen: subprocess.Popen[bytes], stdout: asyncio.StreamReader) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.stdout = stdout
+        self._transport: asyncio.BaseTransport | None = None
+        try:
+            self._pidfd: int | None = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError):
+            self._pidfd = None
+
+    @classmethod
+    async def start(cls, argv: list[str], spawn: dict[str, Any]) -> Child:
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            **spawn,
+        )
+        assert popen.stdout is not None
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(loop=loop)
+        child = cls(popen, reader)
+        child._transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader, loop=loop), popen.stdout
+        )
+        return child
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    async def wait(self) -> int:
+        if self._pidfd is None:
+            return await asyncio.to_thread(self.popen.wait)
+        loop = asyncio.get_running_loop()
+        while (code := self.popen.poll()) is None:
+            ready: asyncio.Future[None] = loop.create_future()
+            loop.add_reader(self._pidfd, lambda f=ready: f.done() or f.set_result(None))
+            try:
+                await ready
+            finally:
+                loop.remove_reader(self._pidfd)
+        return code
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+
+
+async def _kill_group(proc: Child) -> None:
     """TERM the whole process group, then KILL whatever is left."""
     if proc.returncode is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

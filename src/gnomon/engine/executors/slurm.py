@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import structlog
 
 from gnomon.abc import Attempt, Executor, Outcome
 from gnomon.config import Settings
-from gnomon.domain import RunState, SlurmOptions, secret_env, shell_command
+from gnomon.domain import RunState, SlurmOptions, secret_env, shell_command, slurm_safe_env
 from gnomon.engine.executors.local import inherited_env, param_env
 
 log = structlog.get_logger(__name__)
@@ -93,12 +94,12 @@ class SlurmExecutor(Executor):
     def __init__(self, settings: Settings):
         self.settings = settings
         bin_dir = settings.slurm_bin_dir
-        self._bin = (lambda c: str(bin_dir / c)) if bin_dir else (lambda c: c)
+        # Found on the server's PATH, never on the one a job's environment names.
+        self._bin = (lambda c: str(bin_dir / c)) if bin_dir else (lambda c: shutil.which(c) or c)
         self._env = inherited_env()
         if settings.slurm_conf:
             self._env["SLURM_CONF"] = str(settings.slurm_conf)
         self.output_dir = (settings.slurm_output_dir or settings.data_dir / "slurm").resolve()
-        self._secrets = settings.secret_values()
         self._submit = asyncio.Semaphore(settings.slurm_submit_parallel)
         # sbatch calls at once, and one more thread for squeue/sacct/scancel
         self._threads = ThreadPoolExecutor(settings.slurm_submit_parallel + 2, "gnomon-slurm")
@@ -155,11 +156,14 @@ class SlurmExecutor(Executor):
             argv += command
         else:
             argv.append(f"--wrap={command}")
-        env = {
-            **self._env,
+        job_env = {
             **action.get("env", {}),
             **param_env(attempt.params),
-            **secret_env(action, self._secrets),
+            **secret_env(action, self.settings.secrets_for(run.get("space"))),
+        }
+        env = {
+            **self._env,
+            **slurm_safe_env(job_env),  # refused at creation; stripped here for older jobs
             "GNOMON_RUN_ID": run["id"],
             "GNOMON_JOB_ID": run["job_id"],
             "GNOMON_ATTEMPT": str(run["attempt"]),

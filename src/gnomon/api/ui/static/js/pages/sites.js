@@ -7,6 +7,9 @@ import { RUN_HEADERS, runRow } from "./runs.js";
 
 const DAY = 86400e3;
 
+/** Who holds a reservation; another space's shows only its window. */
+const holder = (r) => r.owner_name || r.owner || "another space";
+
 async function siteList() {
   try {
     return { items: (await get("/v1/sites")).items, native: true };
@@ -24,7 +27,7 @@ async function renderList(main) {
       h("td", h("a", { href: `#/sites/${encodeURIComponent(x.site)}` }, x.site)),
       h("td.num", String(x.queued ?? 0)), h("td.num", String(x.claimed ?? 0)), h("td.num", String(x.running ?? 0)),
       h("td.num", String(x.agents.length)), h("td", ago(x.last_contact_at ?? null)),
-      h("td", x.reservation ? `${x.reservation.owner_name || x.reservation.owner} until ${when(x.reservation.end)}` : "—"))),
+      h("td", x.reservation ? `${holder(x.reservation)} until ${when(x.reservation.end)}` : "—"))),
     "No sites yet: a site appears when a job names executor site:<name> or an agent polls it."));
 }
 
@@ -53,7 +56,7 @@ function calendar(start, items, onDelete) {
       if (rz <= a || ra >= z) continue;
       const left = ((Math.max(ra, a) - a) / DAY) * 100;
       const width = Math.max(0.8, ((Math.min(rz, z) - Math.max(ra, a)) / DAY) * 100);
-      const label = `${r.owner_name || r.owner}: ${when(r.start)} – ${when(r.end)}${r.note ? ` (${r.note})` : ""}`;
+      const label = `${holder(r)}: ${when(r.start)} – ${when(r.end)}${r.note ? ` (${r.note})` : ""}`;
       const bar = h("button.resv", { type: "button", role: "listitem", title: label, "aria-label": `Reservation ${label}. Delete`, dataset: { reservation: r.id } }, r.note || r.owner_name || "reserved");
       bar.style.left = `${left}%`;
       bar.style.width = `${width}%`;
@@ -84,7 +87,7 @@ export async function render(main, { args }) {
   let week = weekStart(Date.now());
   const held = detail && detail.reservation;
   append(main, [h("h1", "Site ", site),
-    held ? h("p", `Reserved by ${held.owner_name || held.owner} until ${when(held.end)}${held.note ? ` (${held.note})` : ""}.`) : null,
+    held ? h("p", `Reserved by ${holder(held)} until ${when(held.end)}${held.note ? ` (${held.note})` : ""}.`) : null,
     h("div.grid2",
       h("section", { "aria-labelledby": "h-agents" }, h("h2#h-agents", "Agents"), agents),
       h("section", { "aria-labelledby": "h-queue" }, h("h2#h-queue", "Queue"), queue))]);
@@ -135,7 +138,7 @@ export async function render(main, { args }) {
     clear(list).append(table(["From", "To", "Held by", "Note", ""], reservations.map((r) => {
       const b = h("button.danger", { type: "button" }, "Delete");
       b.addEventListener("click", () => remove(r));
-      return h("tr", { dataset: { reservation: r.id } }, h("td", when(r.start)), h("td", when(r.end)), h("td", r.owner_name || r.owner), h("td", r.note || ""), h("td", b));
+      return h("tr", { dataset: { reservation: r.id } }, h("td", when(r.start)), h("td", when(r.end)), h("td", holder(r)), h("td", r.note || ""), h("td", b));
     }), "No reservations."));
   }
   async function loadReservations() {
