@@ -101,23 +101,28 @@ def warm_runs(source: str, starts: list[float], n: int, *, verify: bool) -> list
 
 def naive_run(source: str, t0: float) -> float:
     """One generation with PyEphem at every sample and no look-ahead."""
-    from gnomon.plans import policy
-    from gnomon.plans.policies import basic
+    from gnomon.plans import avoidance, calibration, policy, sky
     from gnomon.plans.policy import Context
-    from gnomon.plans.sky import ephem_altaz
 
-    class NaiveTrack:
-        def __init__(self, body: str, site: Any, *_: float) -> None:
-            self.body, self.site = body, site
+    def alts(self: sky.Sky, times: list[int]) -> list[float]:
+        return [self.exact(t * sky.US)[0] for t in times]
 
-        def altaz(self, t: float) -> tuple[float, float]:
-            return ephem_altaz(self.body, self.site, t)
+    def node(self: calibration.Track, k: int, exact: bool) -> tuple[float, float]:
+        return saved[4](self, k, True)
 
-        def alt(self, t: float) -> float:
-            return ephem_altaz(self.body, self.site, t)[0]
-
-    saved = basic.Track, basic.ALT_RATE
-    basic.Track, basic.ALT_RATE = NaiveTrack, float("inf")  # type: ignore[assignment,misc]
+    saved = (
+        sky.Sky.altaz,
+        sky.Sky.alts,
+        avoidance.Limits.holds,
+        calibration.Window.steady,
+        calibration.Track._node,
+    )
+    sky.Sky.altaz = sky.Sky.exact  # type: ignore[method-assign]
+    sky.Sky.alts = alts  # type: ignore[method-assign]
+    avoidance.Limits.holds = lambda *_: 0.0  # type: ignore[method-assign,assignment]
+    calibration.Window.steady = lambda _: False  # type: ignore[method-assign,assignment]
+    calibration.Track._node = node  # type: ignore[method-assign]
+    sky._EXACT.clear()
     try:
         p = policy.get("basic")
         cfg = p.config({"master_schedule": source})
@@ -125,7 +130,13 @@ def naive_run(source: str, t0: float) -> float:
         p.generate(t0, t0 + DAY, cfg, Context())
         return time.perf_counter() - began
     finally:
-        basic.Track, basic.ALT_RATE = saved
+        (
+            sky.Sky.altaz,
+            sky.Sky.alts,
+            avoidance.Limits.holds,
+            calibration.Window.steady,
+            calibration.Track._node,
+        ) = saved  # type: ignore[method-assign]
 
 
 async def http_runs(source: str, t0: float, n: int) -> dict[str, Any]:

@@ -68,6 +68,11 @@ def test_create_show_revise_diff_dispatch(srv: Server, tmp_path: Path) -> None:
 
     done = run(srv, tmp_path, "plan", "dispatch", rev["id"], "--site", "telescope1")
     assert f"dispatched plan {rev['id']} to site telescope1: {len(rev['blocks'])} runs" in done
+    again = run(srv, tmp_path, "plan", "dispatch", rev["id"], "--site", "telescope1")
+    assert f"plan {rev['id']} was dispatched to site telescope1 already, at " in again
+    assert f"({len(rev['blocks'])} runs); nothing new was queued" in again
+    shown = json.loads(run(srv, tmp_path, "plan", "show", rev["id"], "--json"))
+    assert len(shown["dispatches"]) == 1
 
 
 def test_errors_are_one_line(srv: Server, tmp_path: Path) -> None:

@@ -187,6 +187,11 @@ def test_parse_at_datetime() -> None:
         ("0 0 1 JAN *", "0 0 1 JAN *"),
         ("0 0 L * *", "0 0 L * *"),
         ("0 0 * * 5#2", "0 0 * * 5#2"),
+        ("0 0 1,15 * MON#2", "0 0 1,15 * MON#2"),
+        ("0 0 1 * L5", "0 0 1 * L5"),
+        ("0 0 L-3,LW * 5L", "0 0 L-3,LW * 5L"),
+        ("0 0 15W,W1 * *", "0 0 15W,W1 * *"),
+        ("0 0 * * 5-1", "0 0 * * 5-1"),
     ],
 )
 def test_validate_cron_ok(expr: str, normalized: str) -> None:
@@ -352,7 +357,7 @@ def test_dow_range_ending_in_seven() -> None:
 
 
 def test_dom_dow_union() -> None:
-    # classic cron: restricted day-of-month OR restricted day-of-week
+    # Vixie cron: neither day field starts with '*', so a day matches either
     got = fires("0 0 1 * MON", "UTC", utc(2026, 5, 25, 1), 3)
     assert got == [utc(2026, 6, 1), utc(2026, 6, 8), utc(2026, 6, 15)]  # Jun 1 is also a Monday
     got = fires("0 0 13 * FRI", "UTC", utc(2026, 5, 30), 3)
@@ -757,3 +762,117 @@ def test_validate_cron5_refuses(expr: str) -> None:
     with pytest.raises(TriggerError) as info:
         validate_cron5(expr)
     assert info.value.field == "cron"
+
+
+# --- the Vixie cron dialect ---------------------------------------------------------------
+
+
+def _days(expr: str, n: int, after: datetime = utc(2026, 1, 1)) -> list[str]:
+    return [t.strftime("%a %m-%d") for t in fires(expr, "UTC", after, n)]
+
+
+def test_equal_range_is_the_single_value() -> None:
+    assert _days("0 9 * * MON-MON", 3) == ["Mon 01-05", "Mon 01-12", "Mon 01-19"]
+    assert fires("5-5 * * * *", "UTC", utc(2026, 1, 1), 2) == [
+        utc(2026, 1, 1, 0, 5),
+        utc(2026, 1, 1, 1, 5),
+    ]
+    assert fires("0 0 1 JAN-JAN *", "UTC", utc(2026, 1, 1), 2) == [utc(2027, 1, 1), utc(2028, 1, 1)]
+    with pytest.raises(TriggerError, match="can never fire"):
+        validate_cron("0 0 31 2-2 *")
+
+
+def test_nth_weekday_is_one_more_day_of_week_item() -> None:
+    # day-of-month 1 OR the first Monday: 2026-02-01 and 2026-03-01 are Sundays
+    assert _days("0 0 1 * MON#1", 5) == [
+        "Mon 01-05",
+        "Sun 02-01",
+        "Mon 02-02",
+        "Sun 03-01",
+        "Mon 03-02",
+    ]
+    # Feb 29 OR the fifth Monday of February: the leap day comes first
+    assert fires("0 0 29 2 MON#5", "UTC", utc(2026, 1, 1), 1) == [utc(2028, 2, 29)]
+    assert _days("0 0 1,15 * MON#2", 4) == ["Mon 01-12", "Thu 01-15", "Sun 02-01", "Mon 02-09"]
+    # the 1st OR the last Friday
+    assert _days("0 0 1 * L5", 4) == ["Fri 01-30", "Sun 02-01", "Fri 02-27", "Sun 03-01"]
+
+
+def test_nearest_weekday_keeps_the_day_of_week_field() -> None:
+    # the weekday nearest the 15th OR any Monday
+    assert _days("0 0 15W * MON", 4) == ["Mon 01-05", "Mon 01-12", "Thu 01-15", "Mon 01-19"]
+    # 2026-02-15 is a Sunday: the nearest weekday is Monday the 16th, a Monday anyway
+    assert _days("0 0 15W * MON", 3, utc(2026, 2, 10)) == ["Mon 02-16", "Mon 02-23", "Mon 03-02"]
+
+
+def test_star_rule_ands_the_day_fields() -> None:
+    # day-of-month starts with '*': odd days that are Mondays (Vixie cron)
+    assert _days("0 0 */2 * MON", 4) == ["Mon 01-05", "Mon 01-19", "Mon 02-09", "Mon 02-23"]
+    # day-of-week starts with '*': the first seven days that are Sundays
+    assert _days("0 0 1-7 * */7", 3) == ["Sun 01-04", "Sun 02-01", "Sun 03-01"]
+    # neither does: either field
+    assert _days("0 0 13 * FRI", 3, utc(2026, 2, 10)) == ["Fri 02-13", "Fri 02-20", "Fri 02-27"]
+    # '?' counts as '*'
+    assert _days("0 0 ? * MON", 2) == ["Mon 01-05", "Mon 01-12"]
+
+
+def test_weekday_steps_follow_vixie_cron() -> None:
+    # '1/2' runs from 1 to 7: Monday, Wednesday, Friday, Sunday
+    assert _days("0 0 * * 1/2", 5) == [
+        "Fri 01-02",
+        "Sun 01-04",
+        "Mon 01-05",
+        "Wed 01-07",
+        "Fri 01-09",
+    ]
+    # '7/2' is Sunday alone; '*/2' is 0, 2, 4, 6
+    assert _days("0 0 * * 7/2", 2) == ["Sun 01-04", "Sun 01-11"]
+    assert _days("0 0 * * */2", 4) == ["Sat 01-03", "Sun 01-04", "Tue 01-06", "Thu 01-08"]
+
+
+def test_wrap_around_ranges() -> None:
+    assert _days("0 0 * * 5-1", 5) == [
+        "Fri 01-02",
+        "Sat 01-03",
+        "Sun 01-04",
+        "Mon 01-05",
+        "Fri 01-09",
+    ]
+    assert _days("0 0 * * FRI-MON/2", 3) == ["Fri 01-02", "Sun 01-04", "Fri 01-09"]
+    got = fires("50-10/5 22-2 * * *", "UTC", utc(2026, 1, 1, 1, 58), 5)
+    assert [t.strftime("%H:%M") for t in got] == ["02:00", "02:05", "02:10", "02:50", "02:55"]
+    assert [t.month for t in fires("0 0 1 NOV-FEB *", "UTC", utc(2026, 3, 1), 4)] == [11, 12, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("expr", "fragment"),
+    [
+        ("0 0 L/2 * *", "L stands alone"),
+        ("0 0 5-L3 * *", "L stands alone"),
+        ("*/x * * * *", "step 'x'"),
+        ("0 0 * * MON-FOO", "weekday name 'FOO'"),
+        ("0 0 1 2-FOO *", "month name 'FOO'"),
+        ("0-10000000 * * * *", "10000000 is out of range 0-59"),
+        ("1,,2 * * * *", "empty list item"),
+        ("0 0 1-5W * *", "W needs a single day"),
+        ("0 0 * * L", "L needs a weekday"),
+        ("0 0 * * MON#", "occurrence is missing"),
+    ],
+)
+def test_error_messages_are_gnomons_own(expr: str, fragment: str) -> None:
+    with pytest.raises(TriggerError) as info:
+        validate_cron(expr)
+    message = str(info.value)
+    assert fragment in message
+    assert message.startswith("invalid ") and "field" in message
+    for leak in ("band", "field 2", "acceptable", "croniter", "Cron:", "[0 0"):
+        assert leak not in message
+
+
+@pytest.mark.parametrize("value", [None, 5, ["* * * * *"], {"cron": "* * * * *"}, b"* * * * *"])
+def test_non_string_expression_is_a_trigger_error(value: object) -> None:
+    for call in (validate_cron, validate_cron5, CronTrigger):
+        with pytest.raises(TriggerError) as info:
+            call(value)  # type: ignore[operator]
+        assert info.value.field == "cron"
+        assert "must be a string" in str(info.value)

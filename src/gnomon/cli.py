@@ -1158,7 +1158,8 @@ def plan_dispatch(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Turn a verified plan into runs at the plan's times."""
+    """Turn a verified plan into runs at the plan's times (once per site or job: a plan
+    dispatched there before queues nothing again)."""
     if (site is None) == (job is None):
         raise typer.BadParameter("give exactly one of --site or --job")
     body = {"site": site} if site else {"job": job}
@@ -1167,8 +1168,7 @@ def plan_dispatch(
     if as_json:
         _print_json(done)
     else:
-        where = f"site {site}" if site else f"job {done['job_id']}"
-        typer.echo(f"dispatched plan {plan_id} to {where}: {len(done['run_ids'])} runs")
+        typer.echo(done["message"])
 
 
 def main() -> None:

@@ -370,7 +370,8 @@ class Principal(BaseModel):
     `token_id` names the caller: a token's id (a ULID), `jwt:<sub>` for an external JWT,
     or a face's own name; the three never collide. `site` is set for a site's own software
     on a face (known by the site's key, or by an open face): it holds no role and acts only
-    on that face's jobs at that site.
+    on that face's jobs at that site. `jwt_roles` are the roles an external JWT's roles claim
+    lists, as written (none for gnomon's own tokens): what a face shows as the user's roles.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -379,6 +380,7 @@ class Principal(BaseModel):
     admin: bool = False
     roles: dict[str, Role] = Field(default_factory=dict)
     site: str | None = None
+    jwt_roles: tuple[str, ...] = ()
 
     def can(self, space: str, role: Role) -> bool:
         if self.admin:

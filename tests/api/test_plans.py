@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -127,10 +129,61 @@ def test_dispatch_to_a_site(api: httpx.Client) -> None:
         assert run["params"]["script"].startswith(f"# {block['name']}\nacu.move_to(")
     job = api.get(f"/v1/jobs/{done['job_id']}").json()
     assert job["action"]["type"] == "task" and job["executor"] == f"site:{site}"
-    again = api.post(f"/v1/plans/{plan['id']}/dispatch", json={"site": site}).json()
-    assert again["job_id"] == done["job_id"]  # the same job carries a plan to a site
+    assert done["created"] is True and done["message"].startswith(f"dispatched plan {plan['id']}")
     shown = api.get(f"/v1/plans/{plan['id']}").json()
-    assert [d["run_ids"] for d in shown["dispatches"]] == [done["run_ids"], again["run_ids"]]
+    assert [(d["site"], d["run_ids"]) for d in shown["dispatches"]] == [(site, done["run_ids"])]
+
+
+def test_dispatch_is_idempotent(api: httpx.Client) -> None:
+    """Dispatching twice queues once; the second answer says what is there already."""
+    plan = make(api, policy="dummy", config={"seed": 3})
+    site = uid("obs").replace("-", "_")
+    url = f"/v1/plans/{plan['id']}/dispatch"
+    first = api.post(url, json={"site": site})
+    assert first.status_code == 201, first.text
+    again = api.post(url, json={"site": site})
+    assert again.status_code == 200, again.text
+    same = {k: v for k, v in again.json().items() if k not in ("created", "message")}
+    assert same == {k: v for k, v in first.json().items() if k not in ("created", "message")}
+    assert again.json()["created"] is False
+    assert again.json()["message"] == (
+        f"plan {plan['id']} was dispatched to site {site} already, at {first.json()['at']} "
+        f"({len(plan['blocks'])} run{'s' if len(plan['blocks']) != 1 else ''}); "
+        "nothing new was queued"
+    )
+    assert len(runs_of(api, job=first.json()["job_id"])) == len(plan["blocks"])
+    # Another target is another dispatch; a job, once too.
+    other = api.post(url, json={"site": site + "_2"})
+    assert other.status_code == 201 and other.json()["job_id"] != first.json()["job_id"]
+    job = create_job(api)
+    by_name = api.post(url, json={"job": job["name"]})
+    by_id = api.post(url, json={"job": job["id"]})
+    assert (by_name.status_code, by_id.status_code) == (201, 200)
+    assert by_id.json()["run_ids"] == by_name.json()["run_ids"]
+    assert len(runs_of(api, job=job["id"])) == 1
+    shown = api.get(f"/v1/plans/{plan['id']}").json()["dispatches"]
+    assert [d["site"] for d in shown] == [site, site + "_2", None]
+
+
+def test_concurrent_dispatches_queue_once(api: httpx.Client, server: Server) -> None:
+    """The database's key decides, not a look before the write: 12 requests at once."""
+    plan = make(api, policy="dummy", config={"seed": 5})
+    site = uid("obs").replace("-", "_")
+    url = f"{server.url}/v1/plans/{plan['id']}/dispatch"
+    headers = {"Authorization": f"Bearer {server.token}"}
+    start = threading.Barrier(12)
+
+    def dispatch(_: int) -> httpx.Response:
+        start.wait()
+        return httpx.post(url, json={"site": site}, headers=headers, timeout=30)
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(dispatch, range(12)))
+    assert sorted(r.status_code for r in answers) == [200] * 11 + [201], [r.text for r in answers]
+    assert len({tuple(r.json()["run_ids"]) for r in answers}) == 1
+    job_id = answers[0].json()["job_id"]
+    assert len(runs_of(api, job=job_id)) == len(plan["blocks"])
+    assert len(api.get(f"/v1/plans/{plan['id']}").json()["dispatches"]) == 1
 
 
 def test_dispatch_as_one_job(api: httpx.Client) -> None:

@@ -115,9 +115,24 @@ class Policy(ABC):
         except ValidationError as exc:
             raise PolicyError(config_message(self.name, exc)) from exc
 
+    def known(self, overrides: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[str]]:
+        """`overrides` without the keys the policy does not know, and those keys as dotted
+        paths: for callers that ignore unknown keys, as the original schedule API did."""
+        if not isinstance(overrides, dict):
+            return overrides, []
+        try:
+            self.Config.model_validate(merge(self.defaults(), copy.deepcopy(overrides)))
+            return overrides, []
+        except ValidationError as exc:
+            extra = [e["loc"] for e in exc.errors() if e["type"] == "extra_forbidden"]
+        kept = copy.deepcopy(overrides)
+        dropped = [".".join(str(p) for p in loc) for loc in extra if _drop(kept, loc)]
+        return kept, sorted(dropped)
+
     @abstractmethod
     def generate(self, t0: float, t1: float, config: Any, ctx: Context) -> Outcome:
-        """Blocks (ordered, non-overlapping, inside [t0, t1]) and the command script."""
+        """Blocks (ordered by start, non-overlapping, about [t0, t1]) and the command script;
+        the verifier reports what strays outside the constraints."""
 
 
 def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +147,19 @@ def merge(base: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+def _drop(doc: Any, loc: tuple[int | str, ...]) -> bool:
+    """Remove the value at `loc` (keys and list indices) from `doc`; False if none is there."""
+    for part in loc[:-1]:
+        listed = isinstance(doc, list) and isinstance(part, int) and 0 <= part < len(doc)
+        if not (listed or (isinstance(doc, dict) and part in doc)):
+            return False
+        doc = doc[part]
+    if isinstance(doc, dict) and loc and loc[-1] in doc:
+        del doc[loc[-1]]
+        return True
+    return False
 
 
 def config_message(policy: str, exc: ValidationError) -> str:

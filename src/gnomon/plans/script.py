@@ -15,7 +15,6 @@ with disable_trace():
 
 smurf.uxm_setup()
 smurf.iv_curve()
-
 """
 
 
@@ -25,7 +24,7 @@ def iso(t: float) -> str:
 
 
 def sorunlib_block(b: Block) -> str:
-    """One block: move, bias, wait for the start, scan until the end; then an empty line."""
+    """One block: move, bias, wait for the start, scan until the end."""
     return (
         f"# {b.name}\n"
         f"acu.move_to({b.az:.2f}, {b.alt:.2f})\n"
@@ -34,12 +33,12 @@ def sorunlib_block(b: Block) -> str:
         "smurf.bias_step()\n"
         f"seq.scan(description='{b.name}', stop_time='{iso(b.t1)}', width={b.throw:.2f})\n"
         "smurf.bias_step()\n"
-        "\n"
     )
 
 
 def sorunlib(blocks: Iterable[Block]) -> str:
-    return PREAMBLE + "".join(sorunlib_block(b) for b in blocks)
+    """The preamble, then each block after an empty line; one newline at the end."""
+    return PREAMBLE + "".join("\n" + sorunlib_block(b) for b in blocks)
 
 
 def sleeps(parts: Iterable[float], now: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from gnomon.domain import Principal, RunState
@@ -36,7 +37,8 @@ class History:
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], int]:
         """A page of the job's runs (of one of its schedules, if given), in the order they
-        start; and how many there are in all."""
+        start; and how many there are in all. A schedule's run is not there before its slot
+        (runs are made a little ahead of it)."""
         if schedule_id is None:
             await self.svc.jobs.get(who, job_id)
         else:
@@ -48,11 +50,12 @@ class History:
                 schedule_id=schedule_id,
                 offset=max(0, offset),
                 limit=max(1, min(limit, PAGE_MAX)),
+                now=time.time(),
             )
 
     async def job_states(self, job_ids: list[str]) -> dict[str, RunState | None]:
-        """Each job's state: that of its latest run, or None when it never ran. Callers have
-        read the jobs already (and checked access to them)."""
+        """Each job's state: that of its latest run (a schedule's from its slot on), or None
+        when it never ran. Callers have read the jobs already (and checked access to them)."""
         async with self.svc.db.read() as conn:
-            latest = await store.latest(conn, job_ids)
+            latest = await store.latest(conn, job_ids, now=time.time())
         return {j: RunState(latest[j]["state"]) if j in latest else None for j in job_ids}

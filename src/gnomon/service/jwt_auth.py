@@ -94,7 +94,8 @@ class ExternalJwt:
         s = self.settings
         found = claim_at(claims, s.jwt_roles_claim)
         roles = [found] if isinstance(found, str) else found if isinstance(found, list) else []
-        names = {str(r) for r in roles}
+        listed = tuple(dict.fromkeys(str(r) for r in roles))
+        names = set(listed)
         admin = bool(names & set(s.jwt_admin_roles))
         granted = [Role(r) for r in names if r in Role.__members__]
         role = max(granted, key=ROLE_RANK.__getitem__, default=None)
@@ -106,6 +107,7 @@ class ExternalJwt:
             name=str(name),
             admin=admin,
             roles={s.jwt_space: role} if role else {},
+            jwt_roles=listed,
         )
 
 

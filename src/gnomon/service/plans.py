@@ -40,10 +40,16 @@ def generate(
     t0: float,
     t1: float,
     ctx: Context,
+    ignore_unknown: bool = False,
 ) -> dict[str, Any]:
-    """Run a policy and the verifier; PlanInvalid for the caller's mistakes. Pure CPU."""
+    """Run a policy and the verifier; PlanInvalid for the caller's mistakes. Pure CPU. With
+    `ignore_unknown`, config keys the policy does not know are left out (named in
+    `ignored`) instead of refused."""
+    ignored: list[str] = []
     try:
         policy = policies.get(policy_name)
+        if ignore_unknown:
+            config, ignored = policy.known(config)
         cfg = policy.config(config)
         outcome = policy.generate(t0, t1, cfg, ctx)
     except PolicyError as exc:
@@ -53,6 +59,7 @@ def generate(
         "blocks": [b.to_dict() for b in outcome.blocks],
         "commands": outcome.commands,
         "verification": report,
+        "ignored": ignored,
     }
 
 
@@ -66,17 +73,26 @@ class Plans:
         return Context(schedule_dirs=list(dirs))
 
     async def preview(
-        self, policy_name: str, config: dict[str, Any] | None, t0: float, t1: float
+        self,
+        policy_name: str,
+        config: dict[str, Any] | None,
+        t0: float,
+        t1: float,
+        *,
+        ignore_unknown: bool = False,
     ) -> dict[str, Any]:
         """A plan generated and verified, not kept (the schedule face). The window is bounded
-        by GNOMON_PLAN_WINDOW_MAX_S; the work runs in the compute threads (Busy when full)."""
+        by GNOMON_PLAN_WINDOW_MAX_S; the work runs in the compute threads (Busy when full).
+        `ignore_unknown`: see `generate`."""
         most = self.svc.settings.plan_window_max_s
         if t1 - t0 > most:
             raise PlanInvalid(
                 f"Invalid time window: at most {_span(most)} (GNOMON_PLAN_WINDOW_MAX_S={most:g})"
             )
         ctx = self.context()
-        return await self.svc.compute.run(generate, policy_name, config, t0, t1, ctx)
+        return await self.svc.compute.run(
+            generate, policy_name, config, t0, t1, ctx, ignore_unknown
+        )
 
     async def create(self, who: Principal, spec: PlanSpec) -> dict[str, Any]:
         space = spec.space or DEFAULT_SPACE
@@ -148,11 +164,28 @@ class Plans:
         return {"from": a_id, "to": b_id, **changes}
 
     async def dispatch(self, who: Principal, plan_id: str, spec: DispatchSpec) -> dict[str, Any]:
+        """Queue a verified plan at a target: a site (one task run per block, at its start)
+        or a job (one run with the whole script). Once per (plan, target): the key of the
+        plan's dispatches decides, in the transaction that writes the runs, so a repeated or
+        concurrent dispatch queues nothing and returns the dispatch there is (`created`
+        False)."""
         plan = await self.get(who, plan_id, Role.developer)
         if not plan["verified"]:
             raise Conflict(f"plan '{plan_id}' did not pass verification; it cannot be dispatched")
         if not plan["blocks"]:
             raise Conflict(f"plan '{plan_id}' has no blocks to dispatch")
+        if spec.site is not None:
+            target = f"site:{spec.site}"
+        else:
+            assert spec.job is not None
+            job = await self.svc.jobs.find(who, spec.job, plan["space"])
+            if job["space"] != plan["space"]:
+                raise Conflict("the job must be in the plan's space")
+            target = f"job:{job['id']}"
+        async with self.svc.db.read() as conn:
+            done = await store.dispatch_of(conn, plan_id, target)
+        if done is not None:
+            return {"plan_id": plan_id, **done, "created": False}
         if spec.site is not None:
             job = await self._site_job(who, plan, spec.site)
             requests = [
@@ -160,13 +193,9 @@ class Plans:
                 for i, b in enumerate(plan["blocks"])
             ]
         else:
-            assert spec.job is not None
-            job = await self.svc.jobs.find(who, spec.job, plan["space"])
-            if job["space"] != plan["space"]:
-                raise Conflict("the job must be in the plan's space")
             params = {"plan_id": plan["id"], "policy": plan["policy"], "commands": plan["commands"]}
             requests = [RunRequest(params=params, at=_aware(plan["blocks"][0]["t0"]))]
-        rows = await self.svc.runs.submit(who, job["id"], requests)
+        job, rows = await self.svc.runs.prepare(who, job["id"], requests)
         record = {
             "at": time.time(),
             "site": spec.site,
@@ -174,10 +203,17 @@ class Plans:
             "run_ids": [r["id"] for r in rows],
         }
         async with self.svc.db.write() as conn:
-            current = await store.get(conn, plan_id)
-            assert current is not None
-            await store.set_dispatches(conn, plan_id, [*current["dispatches"], record])
-        return {"plan_id": plan_id, **record}
+            key = {"plan_id": plan_id, "target": target}
+            created = await store.add_dispatch(conn, {**key, **record})
+            if created:
+                await self.svc.runs.write_in(conn, rows)
+            else:  # another request got there first
+                done = await store.dispatch_of(conn, plan_id, target)
+                assert done is not None
+                record = done
+        if created:
+            self.svc.runs.announce(rows)
+        return {"plan_id": plan_id, **record, "created": created}
 
     async def _site_job(self, who: Principal, plan: dict[str, Any], site: str) -> dict[str, Any]:
         """The job that carries a plan's blocks to a site (made on first dispatch)."""

@@ -30,6 +30,8 @@ from gnomon.store import runs as store
 from gnomon.store._sql import Rows
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
+
     from gnomon.service import Service
 
 log = structlog.get_logger(__name__)
@@ -115,19 +117,50 @@ class Runs:
     # --- submit ---------------------------------------------------------------------------
 
     async def submit(
-        self, who: Principal, job_id: str, requests: Sequence[RunRequest]
+        self,
+        who: Principal,
+        job_id: str,
+        requests: Sequence[RunRequest],
+        *,
+        owners: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
-        """New runs of a job, durable when this returns; the runs as rows."""
+        """New runs of a job, durable when this returns; the runs as rows. `owners`: further
+        identities a site's reservation may name for the caller (Sites.check_reservation)."""
+        job, rows = await self.prepare(who, job_id, requests, owners=owners)
+        await self.commits.add((store.new_rows(rows), job["executor"]))
+        return rows
+
+    async def prepare(
+        self,
+        who: Principal,
+        job_id: str,
+        requests: Sequence[RunRequest],
+        *,
+        owners: Sequence[str] = (),
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The job and new runs of it, checked (the caller's role, a site's reservations)
+        and built but not written: `submit`, or `write_in` a transaction of the caller's."""
         job = await self.svc.jobs.cached(who, job_id, Role.developer)
         if job["executor"].startswith("site:"):
-            await self.svc.sites.check_reservation(who, job["executor"][5:])
+            await self.svc.sites.check_reservation(who, job["executor"][5:], owners=owners)
         now = time.time()
         rows = [
             new_run(run_id, job, r.params, now, not_before=r.at.timestamp() if r.at else None)
             for run_id, r in zip(new_ids(len(requests)), requests, strict=True)
         ]
-        await self.commits.add((store.new_rows(rows), job["executor"]))
-        return rows
+        return job, rows
+
+    async def write_in(self, conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert runs from `prepare` with their first events, in the caller's transaction;
+        `announce` them once it has committed."""
+        await store.insert(conn, rows)
+        events = [ledger.event_for(r, r["state"], r["created_at"]) for r in rows]
+        await event_store.append(conn, events)
+
+    def announce(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Wake the executors of runs written by `write_in`, and the event streams."""
+        self.svc.signals.runs_queued.fire({r["executor"] for r in rows})
+        self.svc.signals.events.fire()
 
     async def submit_many(
         self, who: Principal, job_id: str, requests: Sequence[RunRequest]

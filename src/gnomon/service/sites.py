@@ -31,7 +31,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +50,7 @@ from gnomon.service import ledger
 from gnomon.service.access import DEFAULT_SPACE, digest, readable_spaces, require
 from gnomon.service.cache import TtlCache
 from gnomon.service.events import Check, detached
+from gnomon.service.jwt_auth import JWT_PREFIX
 from gnomon.service.runs import settle
 from gnomon.service.signals import Signal
 from gnomon.specs import SITE, JobSpec, ReportSpec, ReservationSpec, RunRequest
@@ -112,6 +113,10 @@ class SiteFace:
       a key, the face must be `open` and the request may not come from a web page (an
       `Origin` header): another site's page cannot act for a site. Listing and following
       need the key or an `open` face.
+
+    A job whose params' `action` is `clear_action` clears the site: every earlier job of the
+    face there that has not finished is cancelled (its status `clear_status`), and every
+    earlier job drops out of the face's listing (Sites.face_recent); the ledger keeps them.
     """
 
     agent: str
@@ -120,6 +125,8 @@ class SiteFace:
     open: bool = True
     require_key: bool = False
     lease_s: float | None = None
+    clear_action: str | None = None
+    clear_status: str = "CANCELLED"
 
     def job_name(self, site: str) -> str:
         return f"{self.agent}:{site}"
@@ -470,14 +477,24 @@ class Sites:
     # --- cancel many ----------------------------------------------------------------------
 
     async def cancel_active(
-        self, who: Principal, site: str, *, space: str, job_id: str | None, status: str
+        self,
+        who: Principal,
+        site: str,
+        *,
+        space: str,
+        job_id: str | None,
+        status: str,
+        before: str | None = None,
     ) -> int:
-        """End every unfinished run of the site in `space` (of one job, when given) as
-        cancelled, held ones included: the site is told by the caller's own means."""
+        """End every unfinished run of the site in `space` (of one job, when given; made
+        before the run `before`, when given) as cancelled, held ones included: the site is
+        told by the caller's own means."""
         executor = executor_of(site)
         require(who, space, Role.developer)
         async with self.svc.db.read() as conn:
             active = await store.active_runs(conn, executor, [space], job_id)
+        if before is not None:
+            active = [r for r in active if r["id"] < before]
         if not active:
             return 0
         now = time.time()
@@ -636,17 +653,21 @@ class Sites:
             self._reserved = (time.monotonic() + self.svc.settings.token_cache_s, by_site)
             return by_site
 
-    async def check_reservation(self, who: Principal, site: str) -> None:
+    async def check_reservation(
+        self, who: Principal, site: str, *, owners: Sequence[str] = ()
+    ) -> None:
         """While someone else's reservation holds, only its owner (or an admin) may queue
-        work for the site. Costs a dictionary look-up between cache refreshes."""
+        work for the site; `owners`: further identities the caller acts for (see
+        face_owners). Costs a dictionary look-up between cache refreshes."""
         if who.admin:
             return
         rows = (await self._reservations()).get(site)
         if not rows:
             return
         now = time.time()
+        selves = {who.token_id, *owners}
         for r in rows:
-            if r["start_at"] <= now < r["end_at"] and r["owner"] != who.token_id:
+            if r["start_at"] <= now < r["end_at"] and r["owner"] not in selves:
                 mine = who.can(r["space"], Role.viewer)
                 holder = (r["owner_name"] or r["owner"]) if mine else "another space"
                 raise Forbidden(
@@ -792,23 +813,35 @@ class Sites:
         site: str,
         params: dict[str, Any],
         *,
-        cancel_status: str | None = None,
+        user: str | None = None,
     ) -> dict[str, Any]:
-        """Queue a job of the face at the site (its job made on first use); with
-        `cancel_status`, the face's unfinished jobs there are cancelled first, with that
-        status. Needs the developer role in the face's space, and no one else's reservation
-        holding the site."""
+        """Queue a job of the face at the site (its job made on first use). Needs the
+        developer role in the face's space, and no one else's reservation holding the site;
+        `user`: the user the request names (see face_owners). A job of the face's
+        `clear_action` clears the site first (see SiteFace)."""
         executor_of(site)
         require(who, face.space, Role.developer)
+        owners = face_owners(who, user)
         job = await self.face_job(face, site, create=True)
         assert job is not None
-        if cancel_status is not None:
-            await self.check_reservation(who, site)
+        clears = face.clear_action is not None and params.get("action") == face.clear_action
+        if clears:
+            await self.check_reservation(who, site, owners=owners)
             await self.cancel_active(
-                who, site, space=face.space, job_id=job["id"], status=cancel_status
+                who, site, space=face.space, job_id=job["id"], status=face.clear_status
             )
         request = RunRequest(params=params)
-        return (await self.svc.runs.submit(who, job["id"], [request]))[0]
+        run = (await self.svc.runs.submit(who, job["id"], [request], owners=owners))[0]
+        if clears:  # a job queued meanwhile, before this one, is cleared too
+            await self.cancel_active(
+                who,
+                site,
+                space=face.space,
+                job_id=job["id"],
+                status=face.clear_status,
+                before=run["id"],
+            )
+        return run
 
     async def face_claim(
         self, face: SiteFace, who: Principal, site: str, *, max: int, wait_s: float = 0.0
@@ -860,7 +893,8 @@ class Sites:
     async def face_recent(
         self, face: SiteFace, who: Principal, site: str, *, since: float, limit: int
     ) -> list[dict[str, Any]]:
-        """The face's jobs at the site made since `since`, newest first, at most `limit`."""
+        """The face's jobs at the site made since `since`, newest first, at most `limit`;
+        none made before the newest job that cleared the site (see SiteFace)."""
         executor_of(site)
         self._face_access(face, who, site, Role.viewer)
         job = await self.face_job(face, site)
@@ -875,6 +909,9 @@ class Sites:
                 cursor=cursor,
                 limit=min(1000, limit - len(rows)),
             )
+            for i, run in enumerate(page):
+                if face.clear_action is not None and _action(run) == face.clear_action:
+                    return rows + page[: i + 1]
             rows += page
             if cursor is None:
                 break
@@ -904,6 +941,30 @@ class Sites:
                     job_id = job["id"] if job is not None else None
                 if event["job_id"] == job_id:
                     yield event, run
+
+
+def face_owners(who: Principal, user: str | None) -> tuple[str, ...]:
+    """The identities besides the caller's own that a reservation may name for a face's
+    request that names `user` (an external JWT subject), as the Photon Ranch original matched
+    reservations against the user its request body names: that user's, for a gnomon token;
+    for an external JWT, `user` must be its own subject (Forbidden otherwise), adding
+    nothing."""
+    if not user:
+        return ()
+    named = JWT_PREFIX + user
+    if who.token_id.startswith(JWT_PREFIX):
+        if who.token_id != named:
+            subject = who.token_id.removeprefix(JWT_PREFIX)
+            raise Forbidden(
+                f"user_id '{user}' is not the token's subject '{subject}'", code="not_the_user"
+            )
+        return ()
+    return (named,)
+
+
+def _action(run: dict[str, Any]) -> Any:
+    params = run.get("params")
+    return params.get("action") if isinstance(params, dict) else None
 
 
 def max_zero(value: float) -> float:

@@ -244,10 +244,23 @@ plans = sa.Table(
     sa.Column("commands", sa.Text, nullable=False),
     sa.Column("verification", JSON, nullable=False),
     sa.Column("verified", sa.Boolean, nullable=False),
-    sa.Column("dispatches", JSON, nullable=False),
     sa.Column("created_at", Time, nullable=False),
     sa.Index("ix_plans_space", "space", "id"),
     sa.Index("ix_plans_parent", "parent_id"),
+)
+
+# A plan's dispatches: one per (plan, target), the key that makes dispatching idempotent
+# across requests and processes. `target` is `site:<name>` or `job:<job id>`; `job_id` the
+# job whose runs carry the plan, `run_ids` those runs.
+plan_dispatches = sa.Table(
+    "plan_dispatches",
+    metadata,
+    sa.Column("plan_id", Id, sa.ForeignKey("plans.id"), primary_key=True),
+    sa.Column("target", sa.String(80), primary_key=True),
+    sa.Column("site", sa.String(64)),
+    sa.Column("job_id", Id, nullable=False),
+    sa.Column("run_ids", JSON, nullable=False),
+    sa.Column("at", Time, nullable=False),
 )
 
 # Site agents, one row per (site, agent id): when first and last heard from, and the spaces

@@ -97,6 +97,11 @@ def ulid_of(guid: str) -> str:
     return str(ULID.from_uuid(uuid.UUID(guid)))
 
 
+def guid_of(ulid: str) -> str:
+    """The face guid of a native id."""
+    return str(ULID.from_str(ulid).to_uuid())
+
+
 def is_guid(value: Any) -> bool:
     try:
         return str(uuid.UUID(value)) == value

@@ -238,9 +238,11 @@ def test_photonranch_face(
     content_type: str | None,
     authorized: bool,
 ) -> None:
-    send(
+    r = send(
         client, "POST", f"/jobs/{route}", body, content_type, world["token"] if authorized else None
     )
+    assert r.headers["content-type"] == "application/json", r.headers  # JSON everywhere
+    r.json()
 
 
 # --- the TSM batch face ---------------------------------------------------------------------

@@ -3,7 +3,10 @@ client do, answer by answer, field by field (and in the contract's field order).
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from tests.api.compat.helpers import (
     endpoint,
     execution_fields,
     face,
+    guid_of,
     is_guid,
     is_time,
     make_tenant,
@@ -30,7 +34,7 @@ from tests.api.compat.helpers import (
     zero_schedule,
 )
 from tests.api.helpers import delete, uid
-from tests.server import Server
+from tests.server import Server, wait_for
 
 PREFIX = "/pcf"
 
@@ -77,7 +81,7 @@ def check_job(job: dict[str, Any], tenant: Tenant, app: str, name: str, command:
     assert is_guid(job["guid"])
     assert job["name"] == name
     assert job["command"] == command
-    assert job["disk_in_mb"] == 1024 and job["memory_in_mb"] == 1024
+    assert job["disk_in_mb"] == 0 and job["memory_in_mb"] == 0  # none given: 0
     assert job["state"] in ("PENDING", "RUNNING", "SUCCEEDED", "FAILED")
     assert is_time(job["created_at"]) and is_time(job["updated_at"])
     assert job["app_guid"] == app
@@ -339,9 +343,64 @@ def test_disk_and_memory_are_kept(dev: httpx.Client, tenant: Tenant) -> None:
     job = r.json()
     assert (job["disk_in_mb"], job["memory_in_mb"]) == (2048, 512)
     assert dev.get(f"/jobs/{job['guid']}").json() == job
-    body = {"name": uid("job"), "command": "true", "disk_in_mb": None}
+
+
+def test_disk_and_memory_are_0_when_not_given(dev: httpx.Client, tenant: Tenant) -> None:
+    """As the original answered (gnomon said 1024)."""
+    for body in (
+        {"name": uid("job"), "command": "true"},
+        {"name": uid("job"), "command": "true", "disk_in_mb": None, "memory_in_mb": 0},
+        zero_job(uid("job"), "true"),
+    ):
+        r = dev.post("/jobs", params={"app_guid": tenant.apps[0]}, json=body)
+        assert r.status_code == 201, r.text
+        job = r.json()
+        assert (job["disk_in_mb"], job["memory_in_mb"]) == (0, 0)
+        assert dev.get(f"/jobs/{job['guid']}").json() == job
+    body = {"name": uid("job"), "command": "true", "memory_in_mb": 256}
     job = dev.post("/jobs", params={"app_guid": tenant.apps[0]}, json=body).json()
-    assert (job["disk_in_mb"], job["memory_in_mb"]) == (1024, 1024)
+    assert (job["disk_in_mb"], job["memory_in_mb"]) == (0, 256)
+
+
+def test_a_scheduled_execution_is_not_shown_before_its_time(
+    server: Server, dev: httpx.Client, tenant: Tenant
+) -> None:
+    """Runs of a schedule are made a moment ahead of their slot (the scheduler's look-ahead):
+    until the slot, the job's history and state do not show it (they showed a PENDING
+    execution with a zero start time, a second or two early)."""
+    body = {"name": uid("job"), "command": "true"}
+    job = dev.post("/jobs", params={"app_guid": tenant.apps[0]}, json=body).json()
+    dev.post(f"/jobs/{job['guid']}/execute")
+    done = wait_history(
+        dev, f"/jobs/{job['guid']}/history", lambda i: i and i[-1]["state"] == "SUCCEEDED"
+    )
+    slot = math.ceil(time.time()) + 5.0
+    with server.client() as admin:
+        at = datetime.fromtimestamp(slot, UTC).isoformat()
+        r = admin.post(f"/v1/jobs/{ulid_of(job['guid'])}/schedules", json={"at": at})
+        assert r.status_code == 201, r.text
+        schedule = guid_of(r.json()["id"])
+
+        def made() -> bool:
+            runs = admin.get("/v1/runs", params={"job": ulid_of(job["guid"])}).json()["items"]
+            return len(runs) == 2
+
+        wait_for(made, timeout=10, interval=0.05)
+    assert time.time() < slot - 0.5, "the run was made too late to tell"
+    checked = 0
+    while time.time() < slot - 0.3:  # made ahead of its slot: not there yet
+        history = dev.get(f"/jobs/{job['guid']}/history").json()
+        assert history["resources"] == done and history["pagination"]["total_results"] == 1
+        assert dev.get(f"/jobs/{job['guid']}").json()["state"] == "SUCCEEDED"
+        one = dev.get(f"/jobs/{job['guid']}/schedules/{schedule}/history").json()
+        assert one["resources"] == [] and one["pagination"]["total_results"] == 0
+        checked += 1
+        time.sleep(0.1)
+    assert checked
+    history = wait_history(dev, f"/jobs/{job['guid']}/history", lambda i: len(i) == 2)
+    assert time.time() >= slot
+    check_execution(history[1], "job_guid", job["guid"], task=True, schedule=schedule)
+    assert history[1]["scheduled_time"].startswith(at[:19])
 
 
 def test_names_are_unique_per_app(dev: httpx.Client, tenant: Tenant) -> None:

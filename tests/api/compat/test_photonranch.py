@@ -1,6 +1,7 @@
-"""The Photon Ranch jobs face over real HTTP: every route and error of the contract, real signed
-JWTs (a key pair made here; nothing goes to the network), CORS, the per-site event stream, and
-16 pollers draining 2,000 jobs through getnewjobs. A server of its own on each backend."""
+"""The Photon Ranch jobs face over real HTTP: every route and error of the contract (errors as
+JSON strings), real signed JWTs (a key pair made here; nothing goes to the network), the job
+item's fields as the site software reads them, CORS, the per-site event stream, and 16 pollers
+draining 2,000 jobs through getnewjobs. A server of its own on each backend."""
 
 from __future__ import annotations
 
@@ -114,11 +115,14 @@ def newjob(srv: Server, site: str, token: str | None = None, **over: Any) -> dic
 
 
 def text_error(r: httpx.Response, status: int, text: str | None = None) -> None:
+    """An error of the face: the original's text, as a JSON string."""
     assert r.status_code == status, f"{r.status_code} {r.text}"
-    assert r.headers["content-type"].startswith("text/plain"), r.headers
+    assert r.headers["content-type"] == "application/json", r.headers
     assert r.headers["access-control-allow-origin"] == "*"
+    said = r.json()
+    assert isinstance(said, str) and said
     if text is not None:
-        assert r.text == text
+        assert said == text
 
 
 def test_newjob_needs_a_valid_token(srv: Server) -> None:
@@ -162,9 +166,53 @@ def test_newjob_returns_the_item(srv: Server) -> None:
         "optional_params": {"filter": "air", "count": "1"},
         "user_name": "Ada Observer",
         "user_id": "auth0|ada",
+        "user_roles": [],  # the token's roles claim lists none
         "timestamp_ms": ULID.from_str(ulid).milliseconds,
     }
     assert before - 5 <= item["timestamp_ms"] <= time.time() * 1000 + 5
+
+
+# Every key of the original's job item (its `newJob` entry), and the one a status update adds.
+ITEM_KEYS = {
+    "site",
+    "ulid",
+    "statusId",
+    "user_name",
+    "user_id",
+    "user_roles",
+    "timestamp_ms",
+    "deviceType",
+    "deviceInstance",
+    "action",
+    "optional_params",
+    "required_params",
+}
+
+
+def test_every_item_carries_the_users_roles(srv: Server) -> None:
+    """The site software reads `cmd["user_roles"]` (run commands; its admin/owner-only mode
+    for every command): a KeyError there dropped the rest of a poll's batch."""
+    site = uid("wmd")
+    token = KEYS.token("auth0|ada", roles=["owner", "observer"])
+    body = job_body(site, action="run", user_roles=["admin"])  # the body's claim is not taken
+    r = post(srv, "newjob", body, token)
+    assert r.status_code == 200, r.text
+    made = r.json()
+    assert set(made) == ITEM_KEYS and made["user_roles"] == ["owner", "observer"]
+    plain = newjob(srv, site, token=srv.token)  # gnomon's own token: no roles claim
+    assert plain["user_roles"] == []
+    taken = post(srv, "getnewjobs", {"site": site}).json()
+    assert [set(j) for j in taken] == [ITEM_KEYS, ITEM_KEYS]
+    assert [j["user_roles"] for j in taken] == [["owner", "observer"], []]
+    # What the site software keeps in its admin/owner-only mode:
+    assert [("admin" in c["user_roles"]) or ("owner" in c["user_roles"]) for c in taken] == [
+        True,
+        False,
+    ]
+    post(srv, "updatejobstatus", {"site": site, "ulid": made["ulid"], "newStatus": "STARTED"})
+    recent = post(srv, "getrecentjobs", {"site": site}).json()
+    assert set(recent[0]) == ITEM_KEYS | {"secondsUntilComplete"}
+    assert recent[0]["user_roles"] == ["owner", "observer"] and recent[1]["user_roles"] == []
 
 
 def test_getnewjobs_takes_each_job_once(srv: Server) -> None:
@@ -245,7 +293,7 @@ def test_status_update_errors(srv: Server) -> None:
         text_error(post(srv, route, {"site": site, "newStatus": "X"}), 400, needs)
         text_error(
             post(srv, route, {"site": site, "ulid": str(ULID()), "newStatus": "X"}), 404
-        )  # unknown
+        )  # unknown: JSON, see test_an_unknown_ulid_answers_json
         text_error(
             post(srv, route, {"site": uid("other"), "ulid": ulid, "newStatus": "X"}), 404
         )  # not its site
@@ -267,6 +315,20 @@ def test_status_update_errors(srv: Server) -> None:
     assert r.status_code == 200, r.text
     assert r.json() == {"ulid": ulid, "statusId": f"STARTED#{ulid}", "secondsUntilComplete": 30}
     assert post(srv, "getnewjobs", {"site": site}).json() == []
+
+
+def test_an_unknown_ulid_answers_json(srv: Server) -> None:
+    """The README's own example calls `response.json()` on every answer. The original
+    answered 200 for any ulid (its table made a sparse item); gnomon says 404, in JSON."""
+    site = uid("wmd")
+    newjob(srv, site)
+    unknown = "01E4C33S9ZFGS8P0K31FH9FDTN"
+    payload = {"site": site, "ulid": unknown, "newStatus": "STARTED", "secondsUntilComplete": 5}
+    r = post(srv, "updatejobstatus", payload)
+    assert r.status_code == 404
+    assert r.json() == f"Error: no job {unknown} at site {site}"
+    assert post(srv, "startjob", payload).json() == r.json()
+    assert post(srv, "getrecentjobs", {"site": site}).json()[0]["ulid"] != unknown
 
 
 def test_getrecentjobs_time_range(srv: Server) -> None:
@@ -291,16 +353,30 @@ def test_cancel_all_commands(srv: Server) -> None:
     post(srv, "getnewjobs", {"site": site})
     post(srv, "startjob", {"site": site, "ulid": started["ulid"]})
     queued = newjob(srv, site, action="park")
+    post(srv, "updatejobstatus", {"site": site, "ulid": queued["ulid"], "newStatus": "COMPLETE"})
     cancel = newjob(srv, site, action="cancel_all_commands")
     assert cancel["statusId"].startswith("UNREAD#")
-    by_id = {j["ulid"]: j["statusId"] for j in post(srv, "getrecentjobs", {"site": site}).json()}
-    for earlier in (waiting, started, queued):
-        assert by_id[earlier["ulid"]] == f"CANCELLED#{earlier['ulid']}"
+    # The original deleted every earlier job of the site: none is listed any more.
+    recent = post(srv, "getrecentjobs", {"site": site}).json()
+    assert [j["ulid"] for j in recent] == [cancel["ulid"]]
     assert [j["ulid"] for j in post(srv, "getnewjobs", {"site": site}).json()] == [cancel["ulid"]]
+    later = newjob(srv, site, action="park")
+    recent = post(srv, "getrecentjobs", {"site": site}).json()
+    assert [j["ulid"] for j in recent] == [cancel["ulid"], later["ulid"]]
     r = post(
         srv, "updatejobstatus", {"site": site, "ulid": started["ulid"], "newStatus": "COMPLETE"}
     )
     text_error(r, 409)
+    with srv.client() as admin:  # gnomon's ledger keeps them
+        states = {
+            j["ulid"]: admin.get(f"/v1/runs/{j['ulid']}").json()["state"]
+            for j in (waiting, started, queued)
+        }
+    assert states == {
+        waiting["ulid"]: "cancelled",
+        started["ulid"]: "cancelled",
+        queued["ulid"]: "succeeded",
+    }
 
 
 def test_reservations_hold_the_site(srv: Server) -> None:
@@ -324,12 +400,47 @@ def test_reservations_hold_the_site(srv: Server) -> None:
         401,
         "Someone else has a reservation right now. Please see the calendar for details.",
     )
-    assert post(srv, "newjob", job_body(site), bob).status_code == 200
+    assert post(srv, "newjob", job_body(site, user_id="auth0|bob"), bob).status_code == 200
     admin = KEYS.token("auth0|root", roles=["admin"])
-    assert post(srv, "newjob", job_body(site), admin).status_code == 200
+    assert post(srv, "newjob", job_body(site, user_id="auth0|root"), admin).status_code == 200
     r = post(srv, "newjob", job_body(site, action="cancel_all_commands"), KEYS.token("auth0|ada"))
     text_error(r, 401)
     assert len(post(srv, "getrecentjobs", {"site": site}).json()) == 2  # nothing cancelled
+
+
+def test_a_reservation_matches_the_user_the_body_names(srv: Server) -> None:
+    """The original matched the reservation against the body's `user_id`: a service acting
+    for the holder (a gnomon token) may queue; a JWT must name its own subject."""
+    site = uid("wmd")
+    now = datetime.now(UTC)
+    window = {
+        "start": (now - timedelta(minutes=5)).isoformat(),
+        "end": (now + timedelta(hours=1)).isoformat(),
+    }
+    bob = KEYS.token("auth0|bob")
+    r = httpx.post(
+        f"{srv.url}/v1/sites/{site}/reservations",
+        json=window,
+        headers={"Authorization": f"Bearer {bob}"},
+    )
+    assert r.status_code == 201, r.text
+    with srv.client() as admin:
+        r = admin.post("/v1/tokens", json={"name": uid("svc"), "roles": {"default": "developer"}})
+        service = r.json()["token"]
+    made = post(srv, "newjob", job_body(site, user_id="auth0|bob"), service)
+    assert made.status_code == 200, made.text
+    assert made.json()["user_id"] == "auth0|bob"
+    reserved = "Someone else has a reservation right now. Please see the calendar for details."
+    text_error(post(srv, "newjob", job_body(site, user_id="auth0|ada"), service), 401, reserved)
+    # Both named: they must be the same user.
+    text_error(
+        post(srv, "newjob", job_body(site, user_id="auth0|bob"), KEYS.token("auth0|ada")), 401
+    )
+    text_error(post(srv, "newjob", job_body(site, user_id="auth0|ada"), bob), 401)
+    elsewhere = uid("wmd")  # no reservation: still one user, or none
+    text_error(post(srv, "newjob", job_body(elsewhere, user_id="auth0|eve"), bob), 401)
+    assert post(srv, "newjob", job_body(elsewhere, user_id="auth0|bob"), bob).status_code == 200
+    assert len(post(srv, "getrecentjobs", {"site": site}).json()) == 1
 
 
 def test_cors_and_preflight(srv: Server) -> None:
@@ -351,7 +462,7 @@ def test_cors_and_preflight(srv: Server) -> None:
     assert ok.headers["access-control-allow-credentials"] == "true"
 
 
-def test_malformed_input_is_a_4xx_in_plain_text(srv: Server) -> None:
+def test_malformed_input_is_a_4xx_in_json(srv: Server) -> None:
     site = uid("wmd")
     routes = ("newjob", "getnewjobs", "updatejobstatus", "startjob", "getrecentjobs")
     bodies: list[Any] = [
@@ -372,7 +483,8 @@ def test_malformed_input_is_a_4xx_in_plain_text(srv: Server) -> None:
         for body in bodies:
             r = post(srv, route, body, KEYS.token("auth0|ada"))
             assert 400 <= r.status_code < 500, (route, body, r.status_code, r.text)
-            assert r.headers["content-type"].startswith("text/plain"), (route, body, r.headers)
+            assert r.headers["content-type"] == "application/json", (route, body, r.headers)
+            assert isinstance(r.json(), str), (route, body, r.text)
             assert r.headers["access-control-allow-origin"] == "*"
     text_error(httpx.get(f"{srv.url}/jobs/newjob"), 405)
     text_error(httpx.post(f"{srv.url}/jobs/nothing", content=b"{}"), 404)

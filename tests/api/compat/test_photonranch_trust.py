@@ -94,7 +94,8 @@ def ulids(r: httpx.Response) -> list[str]:
 
 def refused(r: httpx.Response, status: int = 401) -> None:
     assert r.status_code == status, f"{r.status_code} {r.text}"
-    assert r.headers["content-type"].startswith("text/plain")
+    assert r.headers["content-type"] == "application/json"
+    assert isinstance(r.json(), str)
     assert r.headers["access-control-allow-origin"] == "*"
 
 

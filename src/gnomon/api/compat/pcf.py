@@ -44,7 +44,7 @@ from gnomon.service.apps import parse_guid
 from gnomon.specs import JobSpec, RunRequest, ScheduleSpec
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
-DEFAULT_MB = 1024
+DEFAULT_MB = 0  # what the original answered for a job created without sizes
 MB_MAX = 2**31 - 1
 PAGE_SIZE = 100
 PAGE_SIZE_MAX = 1000
@@ -220,7 +220,7 @@ def _command(action: dict[str, Any]) -> str:
 
 def _mb(labels: dict[str, Any], key: str) -> int:
     value = labels.get(key)
-    return value if isinstance(value, int) and value > 0 else DEFAULT_MB
+    return value if isinstance(value, int) and not isinstance(value, bool) else DEFAULT_MB
 
 
 async def _executables(

@@ -4,17 +4,21 @@ A translator onto gnomon's site queues, with no rules of its own:
 
 - a Photon Ranch job is a run of the job `photonranch:<site>` (a `task` on the executor
   `site:<site>`, in the face's space, made on first use); `ulid` is the run's id;
-- the item's fields (device, instance, action, required/optional params, user) are the run's
-  params; the site's own status word is the run's `status`, its ETA the run's `eta_s`;
+- the item's fields (device, instance, action, required/optional params, user and the user's
+  roles from the token) are the run's params; the site's own status word is the run's
+  `status`, its ETA the run's `eta_s`;
 - words map onto run states: UNREAD=queued, RECEIVED=claimed, COMPLETE/COMPLETED/DONE=
   succeeded, FAILED/ERROR=failed, CANCELLED/CANCELED=cancelled, any other word=running;
 - `getnewjobs` is a site claim (each job to exactly one poller), `updatejobstatus` and
-  `startjob` are reports, `cancel_all_commands` cancels the site's unfinished jobs;
+  `startjob` are reports, `cancel_all_commands` clears the site (its earlier jobs are
+  cancelled when unfinished and no longer listed; see service.sites.SiteFace);
 - the site routes reach the runs of the job `photonranch:<site>` and no other run of the
   site; who they act as (a token, the site's key from `X-Site-Key` or `?key=`, an open face)
   is the service's decision (see service.sites.SiteFace).
 
-Errors are plain text, as the original's were; every answer carries the CORS headers.
+Every answer is JSON, errors too: the original's error text as a JSON string (so clients
+that call `.json()` on every answer work, and a browser's JSON-or-text parsing gets the same
+text); every answer carries the CORS headers.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import orjson
 from fastapi import FastAPI, Request
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
@@ -65,6 +69,7 @@ NEWJOB_KEYS = (
     "optional_params",
     "required_params",
 )
+CLEAR_ACTION = "cancel_all_commands"
 RESERVED = "Someone else has a reservation right now. Please see the calendar for details."
 NEEDS_IDS = "Requires 'site' and 'jobId' in the body payload."
 DAY_MS = 24 * 3600 * 1000
@@ -112,7 +117,7 @@ STATE_WORD = {
 
 
 class Refused(Exception):
-    """An answer in the contract's words: a status and a plain-text body."""
+    """An answer in the contract's words: a status and the error's text."""
 
     def __init__(self, status: int, text: str):
         super().__init__(text)
@@ -147,6 +152,7 @@ def item(run: dict[str, Any]) -> dict[str, Any]:
         "optional_params": p.get("optional_params", {}),
         "user_name": p.get("user_name"),
         "user_id": p.get("user_id"),
+        "user_roles": p.get("user_roles") or [],
         "timestamp_ms": ULID.from_str(run["id"]).milliseconds,
     }
     if run.get("eta_s") is not None:
@@ -222,6 +228,8 @@ def _face(request: Request) -> SiteFace:
         open=settings.photonranch_open,
         require_key=settings.photonranch_require_site_key,
         lease_s=settings.photonranch_lease_s,
+        clear_action=CLEAR_ACTION,
+        clear_status="CANCELLED",
     )
 
 
@@ -258,11 +266,10 @@ async def newjob(request: Request) -> JSON:
         "optional_params": body["optional_params"],
         "user_name": body["user_name"],
         "user_id": body["user_id"],
+        "user_roles": list(who.jwt_roles),
     }
-    cancel = "CANCELLED" if body["action"] == "cancel_all_commands" else None
-    run = await _svc(request).sites.face_submit(
-        _face(request), who, site, params, cancel_status=cancel
-    )
+    user = body["user_id"] if isinstance(body["user_id"], str) else None
+    run = await _svc(request).sites.face_submit(_face(request), who, site, params, user=user)
     return JSON(item(run))
 
 
@@ -346,7 +353,7 @@ async def events(request: Request, site: str) -> Response:
     try:
         release = streams.slot(svc, request, None if tokenless else who)
     except Busy as exc:
-        answer = _text(exc.status, f"Error: {exc.message}")
+        answer = _error(exc.status, f"Error: {exc.message}")
         answer.headers["Retry-After"] = str(exc.retry_after_s)
         return answer
     check = None if tokenless else streams.caller_check(svc, request, who, ticket=False)
@@ -371,8 +378,8 @@ async def events(request: Request, site: str) -> Response:
 # --- the application ------------------------------------------------------------------------
 
 
-def _text(status: int, text: str) -> Response:
-    return PlainTextResponse(text, status_code=status)
+def _error(status: int, text: str) -> Response:
+    return JSON(text, status_code=status)
 
 
 def _gnomon_text(exc: GnomonError) -> tuple[int, str]:
@@ -394,19 +401,19 @@ def create_face(state: State) -> FastAPI:
 
     @face.exception_handler(Refused)
     async def _refused(_: Request, exc: Refused) -> Response:
-        return _text(exc.status, exc.text)
+        return _error(exc.status, exc.text)
 
     @face.exception_handler(GnomonError)
     async def _gnomon(_: Request, exc: GnomonError) -> Response:
-        return _text(*_gnomon_text(exc))
+        return _error(*_gnomon_text(exc))
 
     @face.exception_handler(HTTPException)
     async def _http(_: Request, exc: HTTPException) -> Response:
-        return _text(exc.status_code, f"Error: {exc.detail}")
+        return _error(exc.status_code, f"Error: {exc.detail}")
 
     @face.exception_handler(Exception)
     async def _fault(_: Request, exc: Exception) -> Response:
-        return _text(500, "Error: internal error; see the server log")
+        return _error(500, "Error: internal error; see the server log")
 
     for path, handler in (
         ("/newjob", newjob),
@@ -421,8 +428,8 @@ def create_face(state: State) -> FastAPI:
 
 
 def cors(app: ASGIApp) -> ASGIApp:
-    """CORS headers on every answer; preflights answered here; the guard's JSON errors
-    turned into the face's plain text."""
+    """CORS headers on every answer; preflights answered here; the request guard's JSON
+    envelope (`{"error": {...}}`) turned into the face's error, a JSON string."""
 
     async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -432,33 +439,47 @@ def cors(app: ASGIApp) -> ASGIApp:
             await send({"type": "http.response.start", "status": 200, "headers": PREFLIGHT})
             await send({"type": "http.response.body", "body": b""})
             return
-        rewrite = False
+        held: Message | None = None  # an error's start, until its body shows whose it is
+        body = b""
 
         async def send_with_cors(message: Message) -> None:
-            nonlocal rewrite
+            nonlocal held, body
             if message["type"] == "http.response.start":
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _CORS]
-                rewrite = message["status"] >= 400 and JSON_TYPE in headers
-                if rewrite:  # the request guard's envelope
-                    status = 400 if message["status"] == 422 else message["status"]
-                    message = {**message, "status": status}
-                    headers = [
-                        (k, v) for k, v in headers if k not in (b"content-type", b"content-length")
-                    ]
-                    headers.append((b"content-type", b"text/plain; charset=utf-8"))
-                await send({**message, "headers": headers + CORS})
-            elif message["type"] == "http.response.body" and rewrite:
-                try:
-                    text = "Error: " + orjson.loads(message.get("body", b""))["error"]["message"]
-                except (orjson.JSONDecodeError, KeyError, TypeError):
-                    text = "Error: bad request"
-                await send({"type": "http.response.body", "body": text.encode()})
+                message = {**message, "headers": headers + CORS}
+                if message["status"] >= 400 and JSON_TYPE in headers:
+                    held = message
+                    return
+                await send(message)
+            elif message["type"] == "http.response.body" and held is not None:
+                body += message.get("body", b"")
+                if message.get("more_body", False):
+                    return
+                start, held = held, None
+                await _send_error(send, start, body)
             else:
                 await send(message)
 
         await app(scope, receive, send_with_cors)
 
     return wrapped
+
+
+async def _send_error(send: Send, start: Message, body: bytes) -> None:
+    """An error answer as the face gives it: the guard's envelope becomes its message as a
+    JSON string (422 becoming 400); the face's own errors pass unchanged."""
+    try:
+        message = orjson.loads(body)["error"]["message"]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        message = None
+    if isinstance(message, str):
+        body = orjson.dumps(f"Error: {message}")
+        status = 400 if start["status"] == 422 else start["status"]
+        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+        headers.append((b"content-length", str(len(body)).encode()))
+        start = {**start, "status": status, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
 
 
 _CORS = {k for k, _ in CORS}

@@ -3,7 +3,8 @@
 Translates the original contract onto the plans service: a window and a policy in, the
 policy's command script out, in the original `{status, commands, message}` envelope — always
 JSON, open CORS, no auth unless GNOMON_SCHEDULE_API_AUTH is set. Nothing is stored; the
-verifier's verdict travels in the `X-Gnomon-Verified` header (true/false).
+verifier's verdict travels in the `X-Gnomon-Verified` header (true/false). Config keys the
+policy does not know are ignored, as the original ignored them, and named in `message`.
 """
 
 from __future__ import annotations
@@ -107,7 +108,7 @@ async def schedule(request: Request) -> JSON:
             raise FaceError("Invalid input, needs to be a JSON object")
         t0, t1 = _window(doc)
         name, config = _policy(doc)
-        made = await svc.plans.preview(name, config, t0, t1)
+        made = await svc.plans.preview(name, config, t0, t1, ignore_unknown=True)
     except FaceError as exc:
         return error(exc.message, exc.status)
     except PlanInvalid as exc:
@@ -124,8 +125,12 @@ async def schedule(request: Request) -> JSON:
         log.exception("schedule policy failed")
         return error("Internal error in the policy; see the server log", 500)
     verified = "true" if made["verification"]["ok"] else "false"
+    message = "Success"
+    if made["ignored"]:
+        names = ", ".join(repr(k) for k in made["ignored"])
+        message += f"; ignored config key(s) the policy '{name}' does not know: {names}"
     return reply(
         200,
-        {"status": "ok", "commands": made["commands"], "message": "Success"},
+        {"status": "ok", "commands": made["commands"], "message": message},
         **{"X-Gnomon-Verified": verified},
     )

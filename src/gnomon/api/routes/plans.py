@@ -135,12 +135,29 @@ async def diff_against(
     return JSON(_diff(await svc.plans.diff(who, against, plan_id)))
 
 
-@router.post("/v1/plans/{plan_id}/dispatch", status_code=201)
+@router.post(
+    "/v1/plans/{plan_id}/dispatch",
+    status_code=201,
+    responses={200: {"description": "Dispatched to that target before: nothing queued."}},
+)
 async def dispatch_plan(
     plan_id: str,
     spec: DispatchSpec,
     who: Principal = Depends(principal),
     svc: Service = Depends(service),
 ) -> JSON:
+    """Queue a verified plan at a site or a job, once per target: 201 with the runs queued;
+    a plan dispatched to that target before answers 200 with that dispatch (`created`
+    false) and queues nothing."""
     done = await svc.plans.dispatch(who, plan_id, spec)
-    return JSON({**done, "at": iso(done["at"])}, status_code=201)
+    where = f"site {done['site']}" if done["site"] else f"job {done['job_id']}"
+    runs = f"{len(done['run_ids'])} run{'s' if len(done['run_ids']) != 1 else ''}"
+    if done["created"]:
+        message = f"dispatched plan {plan_id} to {where}: {runs}"
+    else:
+        message = (
+            f"plan {plan_id} was dispatched to {where} already, at {iso(done['at'])} "
+            f"({runs}); nothing new was queued"
+        )
+    body = {**done, "at": iso(done["at"]), "message": message}
+    return JSON(body, status_code=201 if done["created"] else 200)

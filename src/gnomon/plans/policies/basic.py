@@ -1,37 +1,40 @@
-"""`basic`: survey scans from a TOAST master schedule, planet calibration scans, sun avoidance.
+"""`basic`: survey scans from a TOAST master schedule and planet calibration scans, as the
+original scheduler's `basic` policy made them.
 
-1. The master schedule's scans that overlap [t0, t1], trimmed to it (and kept only on the days
-   `day-mod` selects, and only at elevations inside `alt-range`).
-2. For each calibration target, in the order given (earlier ones win over later ones): the
-   stretches in which it is inside `alt-range` (sampled every `time_step` s from t0), cut by
-   sun avoidance on the source's own position, split into parts of about `preferred_length`;
-   each part a block at the source's az (min over the part, throw covering its drift) and its
-   altitude at mid-part.
-3. Sun avoidance on every block's az/alt box (see `safe_runs`); calibration blocks win where
-   they overlap the survey; blocks shorter than `min_duration` are dropped; all sorted by time.
+1. Survey: the master schedule's scans that overlap [t0, t1] (touching is not overlapping),
+   trimmed to it, each cut by sun avoidance (`gnomon.plans.avoidance`). Neither `day-mod` nor
+   `alt-range` nor any minimum duration applies to them.
+2. Calibration: `gnomon.plans.calibration` (`day-mod`, `calibration-min-duration`, `alt-range`
+   and `make-source-scan` apply there).
+3. Merge: each calibration scan, targets in sorted name order, carves its interval out of
+   everything before it (so a later target wins over an earlier one); the result is sorted
+   by start. Pieces of any length are kept.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gnomon.plans import toast
+from gnomon.plans import calibration, toast
+from gnomon.plans.avoidance import Check, Limits, avoid, grid
 from gnomon.plans.policy import Block, Constraints, Context, Outcome, Policy, PolicyError, register
 from gnomon.plans.script import sorunlib
-from gnomon.plans.sky import ALT_RATE, PLANETS, Track, wrap180
+from gnomon.plans.sky import PLANETS, US, Sky, wrap180
 
 MAX_WINDOW_S = 31 * 86400
 MAX_STEPS = 1_000_000
-Interval = tuple[float, float]
 _STRICT = ConfigDict(extra="forbid")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class SunAvoidance(BaseModel):
+    """Sun avoidance for survey scans (their az/alt box) and calibration targets (their own
+    position), sampled every `time_step` s; unsafe samples widened by `n_buffer`."""
+
     model_config = _STRICT
     min_angle_az: float = Field(default=6.0, ge=0, le=180)
     min_angle_alt: float = Field(default=6.0, ge=0, le=180)
@@ -40,6 +43,8 @@ class SunAvoidance(BaseModel):
 
 
 class AltRange(BaseModel):
+    """Calibration windows are cut to where the target's elevation is inside this range."""
+
     model_config = _STRICT
     alt_range: tuple[float, float] = (20.0, 90.0)
 
@@ -52,17 +57,22 @@ class AltRange(BaseModel):
 
 
 class MinDuration(BaseModel):
+    """Observing windows shorter than this are dropped (calibration only)."""
+
     model_config = _STRICT
     min_duration: float = Field(default=300.0, ge=0, le=86400)
 
 
 class SourceScan(BaseModel):
+    """A calibration scan starts early enough to leave this much of its piece after it."""
+
     model_config = _STRICT
     preferred_length: float = Field(default=1800.0, ge=60, le=86400)
 
 
 class DayMod(BaseModel):
-    """Keep survey scans starting on days d with (d - day_ref) mod day_mod == day."""
+    """Keep calibration windows starting on sidereal day d (counted from day_ref) with
+    d mod day_mod == day."""
 
     model_config = _STRICT
     day: int = Field(default=0, ge=0)
@@ -96,7 +106,10 @@ class BasicConfig(BaseModel):
         description="'sample' (bundled), a file path, or the schedule's text inline.",
     )
     rules: Rules = Field(default_factory=Rules)
-    calibration_targets: list[str] = Field(default_factory=lambda: ["uranus", "saturn"])
+    calibration_targets: list[str] = Field(
+        default_factory=lambda: ["uranus", "saturn"],
+        description="Planets to calibrate on; taken in sorted name order.",
+    )
 
     @field_validator("calibration_targets")
     @classmethod
@@ -108,161 +121,68 @@ class BasicConfig(BaseModel):
         return out
 
 
-# --- building blocks ----------------------------------------------------------------------
+# --- survey and merge ----------------------------------------------------------------------
 
 
-def samples(a: float, b: float, step: float) -> list[float]:
-    """a, a+step, … (before b), then b."""
-    n = max(0, math.ceil((b - a) / step))
-    out = [a + k * step for k in range(n)]
-    out.append(b)
-    return out
-
-
-# Checks return how long (s) the answer is known to hold from t: -1 for "unsafe now".
-Check = Callable[[float], float]
-
-
-class Grid:
-    """Sample times a, a+step, … (before b), then b — by index, without a list."""
-
-    def __init__(self, a: float, b: float, step: float):
-        self.a, self.b, self.step = a, b, step
-        self.n = max(0, math.ceil((b - a) / step)) + 1
-
-    def __getitem__(self, i: int) -> float:
-        return self.b if i >= self.n - 1 else self.a + i * self.step
-
-    def runs(self, spans: list[tuple[int, int]]) -> list[Interval]:
-        """Index spans [i, j] as time intervals, dropping single samples."""
-        return [(self[i], self[j]) for i, j in spans if j > i]
-
-
-def safe_runs(a: float, b: float, step: float, n_buffer: int, check: Check) -> list[Interval]:
-    """[a, b] sampled every `step` s; unsafe samples widened by `n_buffer` samples each side;
-    the safe runs left, each from its first to its last sample time. Samples that `check`
-    vouches for ahead of time are not evaluated again (same answer, less work)."""
-    grid = Grid(a, b, step)
-    n = grid.n
-    bad: list[tuple[int, int]] = []  # merged index spans, widened
-    i = 0
-    while i < n:
-        ahead = check(grid[i])
-        if ahead < 0:
-            lo, hi = max(0, i - n_buffer), min(n - 1, i + n_buffer)
-            if bad and lo <= bad[-1][1] + 1:
-                bad[-1] = (bad[-1][0], hi)
-            else:
-                bad.append((lo, hi))
-            i += 1
-        else:
-            i += max(1, int(ahead // step))
-    if not bad:
-        return [(a, b)]
-    spans, nxt = [], 0
-    for lo, hi in bad:
-        spans.append((nxt, lo - 1))
-        nxt = hi + 1
-    spans.append((nxt, n - 1))
-    return grid.runs(spans)
-
-
-def in_range_runs(
-    track: Track, a: float, b: float, step: float, lo: float, hi: float
-) -> list[Interval]:
-    """Stretches of [a, b] in which the body's altitude is inside [lo, hi], sampled every
-    `step` s from a; each from its first to its last sample inside."""
-    grid = Grid(a, b, step)
-    n = grid.n
-    spans: list[tuple[int, int]] = []
-    i = 0
-    while i < n:
-        alt = track.alt(grid[i])
-        margin = min(alt - lo, hi - alt)  # > 0 inside, < 0 outside
-        same = max(1, int(abs(margin) / ALT_RATE // step))
-        if margin >= 0:
-            last = min(n, i + same) - 1
-            if spans and spans[-1][1] == i - 1:
-                spans[-1] = (spans[-1][0], last)
-            else:
-                spans.append((i, last))
-        i += same
-    return grid.runs(spans)
-
-
-def subtract(spans: list[Interval], holes: list[Interval]) -> list[Interval]:
-    """The parts of `spans` outside every hole."""
-    out = []
-    holes = sorted(holes)
-    for a, b in spans:
-        cur = a
-        for h0, h1 in holes:
-            if h1 <= cur or h0 >= b:
-                continue
-            if h0 > cur:
-                out.append((cur, h0))
-            cur = max(cur, h1)
-            if cur >= b:
-                break
-        if cur < b:
-            out.append((cur, b))
-    return out
-
-
-def parts(a: float, b: float, preferred: float) -> list[Interval]:
-    """[a, b] in equal parts of about `preferred` seconds."""
-    n = max(1, round((b - a) / preferred))
-    size = (b - a) / n
-    return [(a + i * size, b if i == n - 1 else a + (i + 1) * size) for i in range(n)]
-
-
-def source_block(
-    target: str, track: Track, a: float, b: float, alt_range: tuple[float, float]
-) -> Block:
-    """A block following `target` over [a, b]: az from its min over the part (sampled each
-    minute and at the ends), throw covering its drift, at its altitude at mid-part."""
-    first = track.altaz(a)[1]
-    lo = hi = 0.0
-    for t in samples(a, b, 60.0):
-        d = wrap180(track.altaz(t)[1] - first)
-        lo, hi = min(lo, d), max(hi, d)
-    alt = track.altaz((a + b) / 2)[0]
-    alt = min(max(alt, alt_range[0]), alt_range[1])
-    return Block(target, "calibration", a, b, (first + lo) % 360.0, alt, hi - lo)
-
-
-def box_check(sun: Track, az: float, throw: float, alt: float, sa: SunAvoidance) -> Check:
-    """The contract's test for a scan box: unsafe when |wrap180(az - az_sun)| - throw <=
+def box_check(sun: Sky, az: float, throw: float, alt: float, limits: Limits) -> Check:
+    """Sun avoidance for a scan box: unsafe when |wrap180(az - az_sun)| - throw <=
     min_angle_az and |alt - alt_sun| <= min_angle_alt."""
-    min_az, min_alt = sa.min_angle_az, sa.min_angle_alt
 
-    def check(t: float) -> float:
-        alt_s, az_s = sun.altaz(t)
-        margin = abs(alt - alt_s) - min_alt
-        if margin > 0:
-            return margin / ALT_RATE
-        return -1.0 if abs(wrap180(az - az_s)) - throw <= min_az else 0.0
-
-    return check
-
-
-def point_check(sun: Track, body: Track, sa: SunAvoidance) -> Check:
-    """The same test on a source's own position (no throw)."""
-
-    def check(t: float) -> float:
-        alt_b, az_b = body.altaz(t)
-        alt_s, az_s = sun.altaz(t)
-        margin = abs(alt_b - alt_s) - sa.min_angle_alt
-        if margin > 0:
-            return margin / (2 * ALT_RATE)
-        return -1.0 if abs(wrap180(az_b - az_s)) <= sa.min_angle_az else 0.0
+    def check(t: int) -> tuple[bool, float]:
+        alt_s, az_s = sun.altaz(t * US)
+        d_az, d_alt = abs(wrap180(az - az_s)) - throw, abs(alt - alt_s)
+        safe = limits.verdict(d_az, d_alt)
+        if safe is None:
+            alt_s, az_s = sun.exact(t * US)
+            d_az, d_alt = abs(wrap180(az - az_s)) - throw, abs(alt - alt_s)
+            safe = d_az > limits.min_az or d_alt > limits.min_alt
+        return safe, limits.holds(safe, d_az, d_alt, alt_s, 1)
 
     return check
 
 
-def day_selected(t: float, dm: DayMod) -> bool:
-    day = math.floor((t - dm.day_ref.timestamp()) / 86400)
-    return day % dm.day_mod == dm.day
+def survey(
+    master: toast.MasterSchedule, sun: Sky, t0: int, t1: int, sa: SunAvoidance
+) -> list[Block]:
+    """The master schedule's scans in [t0, t1] (microseconds), cut by sun avoidance: sampled
+    every `time_step` s from the start, the end not sampled; a scan with no unsafe sample is
+    kept whole, otherwise each safe run of samples is a piece from its first to its last
+    sample (one sample: a piece of no length); a scan with no safe run is dropped."""
+    step = round(sa.time_step * US)
+    limits = Limits(sa.min_angle_az, sa.min_angle_alt, master.site.lat)
+    out: list[Block] = []
+    for scan in master.overlapping(t0 / US, t1 / US):
+        a, b = max(round(scan.start * US), t0), min(round(scan.stop * US), t1)
+        throw = abs(scan.az_max - scan.az_min)
+        times = grid(a, b, step)
+        safe = avoid(times, sa.n_buffer, box_check(sun, scan.az_min, throw, scan.el, limits))
+        spans = [(a, b)] if safe is None else [(times[i] * US, times[j - 1] * US) for i, j in safe]
+        for x, y in spans:
+            out.append(Block(scan.patch, "survey", x / US, y / US, scan.az_min, scan.el, throw))
+    return out
+
+
+def merge(seq: list[Block], scans: Iterable[Block]) -> list[Block]:
+    """Each scan in turn carves its interval out of the blocks before it (touching is not
+    overlapping); sorted by start."""
+    out = sorted(seq, key=_t0)
+    for c in scans:
+        hit = [(b.t0 - c.t1) * (b.t1 - c.t0) < 0 for b in out]
+        if not any(hit):
+            out = sorted([*out, c], key=_t0)
+            continue
+        parts: list[Block] = []
+        for b, overlaps in zip(out, hit, strict=True):
+            if not overlaps:
+                parts.append(b)
+                continue
+            if c.t0 > b.t0:
+                parts.append(_moved(b, b.t0, c.t0))
+            parts.append(c)
+            if c.t1 < b.t1:
+                parts.append(_moved(b, c.t1, b.t1))
+        out = sorted(dict.fromkeys(parts), key=_t0)
+    return out
 
 
 # --- the policy -----------------------------------------------------------------------------
@@ -288,53 +208,35 @@ class Basic(Policy):
             raise PolicyError(str(exc)) from exc
         rules = cfg.rules
         sa = rules.sun_avoidance
-        step, nbuf = sa.time_step, sa.n_buffer
-        alt_range = rules.alt_range.alt_range
-        min_dur = rules.calibration_min_duration.min_duration
-        pad = 2 * step + 60
-        sun = Track("sun", master.site, t0 - pad, t1 + pad)
-
-        survey: list[Block] = []
-        for scan in master.overlapping(t0, t1):
-            a, b = max(scan.start, t0), min(scan.stop, t1)
-            if b <= a or not day_selected(scan.start, rules.day_mod):
-                continue
-            if not alt_range[0] <= scan.el <= alt_range[1]:
-                continue
-            throw = scan.az_max - scan.az_min
-            check = box_check(sun, scan.az_min, throw, scan.el, sa)
-            for x, y in safe_runs(a, b, step, nbuf, check):
-                survey.append(Block(scan.patch, "survey", x, y, scan.az_min, scan.el, throw))
-
-        calibration: list[Block] = []
-        for target in cfg.calibration_targets:
-            track = Track(target, master.site, t0 - pad, t1 + pad)
-            taken = [(c.t0, c.t1) for c in calibration]
-            for a, b in in_range_runs(track, t0, t1, step, *alt_range):
-                for x, y in safe_runs(a, b, step, nbuf, point_check(sun, track, sa)):
-                    for p, q in subtract([(x, y)], taken):
-                        if q - p < min_dur:
-                            continue
-                        for c0, c1 in parts(p, q, rules.make_source_scan.preferred_length):
-                            blk = source_block(target, track, c0, c1, alt_range)
-                            check = box_check(sun, blk.az, blk.throw, blk.alt, sa)
-                            for u, v in safe_runs(c0, c1, step, nbuf, check):
-                                calibration.append(_moved(blk, u, v))
-
-        held = [(c.t0, c.t1) for c in calibration]
-        blocks = list(calibration)
-        last_end = -math.inf
-        for s in sorted(survey, key=lambda b: b.t0):
-            for x, y in subtract([(max(s.t0, last_end), s.t1)], held):
-                blocks.append(_moved(s, x, y))
-            last_end = max(last_end, s.t1)
-        blocks = sorted((b for b in blocks if b.duration >= min_dur and b.duration > 0), key=_t0)
+        a, b = round(t0 * US), round(t1 * US)
+        sun = Sky("sun", master.site)
+        blocks = survey(master, sun, a, b, sa)
+        dm = rules.day_mod
+        cal_rules = calibration.Rules(
+            limits=Limits(sa.min_angle_az, sa.min_angle_alt, master.site.lat),
+            time_step_us=round(sa.time_step * US),
+            n_buffer=sa.n_buffer,
+            alt_range=rules.alt_range.alt_range,
+            min_duration=rules.calibration_min_duration.min_duration,
+            preferred_length=rules.make_source_scan.preferred_length,
+            day=dm.day,
+            day_mod=dm.day_mod,
+            day_ref_us=(dm.day_ref - _EPOCH) // timedelta(microseconds=1),
+        )
+        found = calibration.scans(cfg.calibration_targets, master.site, sun, a, b, cal_rules)
+        blocks = merge(
+            blocks,
+            (
+                Block(s.name, "calibration", s.t0 / US, s.t1 / US, s.az, s.alt, s.throw)
+                for s in found
+            ),
+        )
         constraints = Constraints(
             site=master.site,
             min_angle_az=sa.min_angle_az,
             min_angle_alt=sa.min_angle_alt,
-            alt_range=alt_range,
-            time_step=step,
+            alt_range=rules.alt_range.alt_range,
+            time_step=sa.time_step,
         )
         return Outcome(blocks, sorunlib(blocks), constraints)
 

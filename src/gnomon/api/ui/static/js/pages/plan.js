@@ -62,7 +62,7 @@ export async function render(main, { args }) {
     e.preventDefault();
     try {
       const done = await post(`/v1/plans/${id}/dispatch`, { [target.value]: name.value.trim() });
-      say(`Dispatched: ${done.run_ids.length} run(s).`);
+      say(done.created ? `Dispatched: ${done.run_ids.length} run(s).` : `Already dispatched there (${when(done.at)}, ${done.run_ids.length} run(s)); nothing new was queued.`);
       await render(clear(main), { args });
     } catch (err) {
       say(err.message, "error");
