@@ -3,7 +3,8 @@
 One noop run is executed, then copied in the database until the ledger holds `--runs` runs
 finished within the last hour (the worst case for the throughput buckets). Reports the
 latency of `GET /v1/stats` (which the web dashboard calls after each burst of run events,
-at most a few times a second) beside `GET /metrics` (Prometheus gauges, the same scan).
+at most a few times a second) beside `GET /metrics` (Prometheus gauges, the same tallies).
+The first calls fold the tallies the copying appended; they are the warm-up, not measured.
 
     .venv/bin/python bench/stats.py [--backend sqlite|postgresql|both] [--runs 200000]
         [--calls 20]

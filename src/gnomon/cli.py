@@ -379,6 +379,53 @@ def _unwritable(directory: Path) -> str | None:
     return None
 
 
+DATABASE_UNREACHABLE = 69  # EX_UNAVAILABLE: `serve` exits so when the database never answered
+
+
+async def _database_answers(url: str, wait_s: float) -> str | None:
+    """Wait up to `wait_s` for the database server at `url` to answer; why not, if it never did."""
+    import time
+
+    import sqlalchemy as sa
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(url, poolclass=sa.pool.NullPool)
+    deadline = time.monotonic() + wait_s
+    delay = 0.25
+    try:
+        while True:
+            try:
+                async with asyncio.timeout(max(1.0, min(5.0, wait_s))):
+                    async with engine.connect() as conn:
+                        await conn.execute(sa.text("SELECT 1"))
+                return None
+            except Exception as exc:
+                cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if time.monotonic() + delay > deadline:
+                return cause
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    finally:
+        await engine.dispose()
+
+
+def _wait_for_database(settings: Settings) -> None:
+    """A database server may still be starting (a compose stack): wait, boundedly, for it."""
+    if settings.is_sqlite:
+        return
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(settings.resolved_database_url)
+    where = f"{url.host or 'localhost'}:{url.port or 'default port'}/{url.database or ''}"
+    cause = asyncio.run(_database_answers(settings.resolved_database_url, settings.database_wait_s))
+    if cause is not None:
+        _fail(
+            f"gnomon: the database at {where} did not answer within "
+            f"{settings.database_wait_s:g} s (GNOMON_DATABASE_WAIT_S): {cause}",
+            DATABASE_UNREACHABLE,
+        )
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1).")] = None,
@@ -400,6 +447,7 @@ def serve(
     configure(settings.log_level)
     if problem := _unwritable(settings.data_dir):
         _fail(f"gnomon: cannot use the data directory {settings.data_dir}: {problem}")
+    _wait_for_database(settings)
     print(
         f"gnomon: serving on http://{settings.host}:{settings.port} "
         f"({'SQLite in ' + str(settings.data_dir) if settings.is_sqlite else 'PostgreSQL'})",
@@ -462,6 +510,49 @@ def db_upgrade() -> None:
     db = Database(settings.resolved_database_url)
     asyncio.run(db.upgrade())
     typer.echo(f"schema at {db.head_revision()}")
+
+
+def _sqlite_file(settings: Settings, what: str) -> Path:
+    from gnomon.store.db import Database
+
+    path = Database(settings.resolved_database_url).sqlite_path
+    if path is None:
+        _fail(
+            f"gnomon {what} copies a SQLite database; back up PostgreSQL with pg_dump "
+            "(see the README)",
+            2,
+        )
+    return path
+
+
+@app.command()
+def backup(
+    path: Annotated[Path, typer.Argument(help="Where to write the copy.")],
+) -> None:
+    """Copy the SQLite database to PATH, consistently, while the server keeps running."""
+    from gnomon.store import backup as store
+
+    db = _sqlite_file(_settings(), "backup")
+    try:
+        revision = store.backup(db, path)
+    except (OSError, store.NotABackup) as exc:
+        _fail(f"gnomon backup: {exc}")
+    typer.echo(f"backed up {db} to {path} (schema {revision})")
+
+
+@app.command()
+def restore(
+    path: Annotated[Path, typer.Argument(help="A copy made by `gnomon backup`.")],
+) -> None:
+    """Put a backup in place of the SQLite database (refused while a server uses it)."""
+    from gnomon.store import backup as store
+
+    db = _sqlite_file(_settings(), "restore")
+    try:
+        revision = store.restore(path, db)
+    except (OSError, store.NotABackup, store.ServerRunning) as exc:
+        _fail(f"gnomon restore: {exc}")
+    typer.echo(f"restored {path} to {db} (schema {revision}; the server upgrades it on start)")
 
 
 # --- tokens -------------------------------------------------------------------------------

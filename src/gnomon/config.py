@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; SQLite in the data dir when unset."
     )
+    database_wait_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long `serve` waits for a database server to answer before giving up.",
+    )
     host: str = "127.0.0.1"
     port: int = 8080
     url: str | None = Field(default=None, description="Where the CLI finds the server.")

@@ -61,12 +61,16 @@ async def test_job_state_follows_the_latest_run(svc: Service) -> None:
 
 
 async def test_binding_rules(svc: Service) -> None:
-    app = await svc.apps.create(ADMIN, AppSpec(name="a", cwd="/tmp", executor="celery"))
+    app = await svc.apps.create(ADMIN, AppSpec(name="a", cwd="/tmp", executor="site:dome"))
     shell = {"type": "shell", "command": "true"}
     job = await svc.jobs.create(
         ADMIN, JobSpec.model_validate({"name": "j", "app": app["id"], "action": shell})
     )
-    assert (job["app_id"], job["executor"], job["action"]["cwd"]) == (app["id"], "celery", "/tmp")
+    assert (job["app_id"], job["executor"], job["action"]["cwd"]) == (
+        app["id"],
+        "site:dome",
+        "/tmp",
+    )
     with pytest.raises(Conflict):
         await svc.jobs.create(
             ADMIN, JobSpec.model_validate({"name": "j", "app": app["id"], "action": shell})

@@ -35,5 +35,5 @@ async def test_buckets_cover_the_window(svc: Service) -> None:
     ]
     assert abs(s["throughput"][-1]["start"] + 60 - time.time()) < 5
     assert s["runs"]["queued"] + s["runs"]["pending"] == 1
-    assert s["queues"] == [{"executor": "local", "queued": 1, "active": 0}]
+    assert s["queues"] == [{"executor": "local", "queued": 1, "active": 0, "off": None}]
     assert s["finished"] == 0 and s["failure_rate"] == 0.0

@@ -1,5 +1,5 @@
-"""The scheduler: sleeps until the next slot is due, fires due schedules in batches, and
-turns runs whose lease expired into lost ones."""
+"""The scheduler: sleeps until the next slot is due, fires due schedules in batches, turns
+runs whose lease expired into lost ones, and folds the run tallies /v1/stats reads."""
 
 from __future__ import annotations
 
@@ -44,6 +44,7 @@ class Scheduler:
                 if now - last_reap >= reap_every:
                     last_reap = now
                     await self.svc.runs.reap_expired()
+                    await self.svc.stats.fold(now)  # leaves a summary few deltas to sum
                 now = time.time()
                 delay = settings.scheduler_max_sleep_s
                 if nxt is not None:

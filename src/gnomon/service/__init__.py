@@ -48,6 +48,7 @@ class Service:
         db = Database(
             settings.resolved_database_url, sqlite_synchronous=settings.sqlite_synchronous
         )
+        db.hold()  # a restore refuses to overwrite the data of a server holding it
         if migrate:
             await db.upgrade()
         await db.connect()

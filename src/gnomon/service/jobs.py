@@ -16,6 +16,7 @@ from gnomon.service import reads, secrecy
 from gnomon.service.access import DEFAULT_SPACE, require
 from gnomon.service.apps import check_slurm_env, in_context
 from gnomon.service.cache import TtlCache
+from gnomon.service.executors import require_enabled
 from gnomon.specs import JobPatch, JobSpec
 from gnomon.store import access as access_store
 from gnomon.store import jobs as store
@@ -62,6 +63,7 @@ class Jobs:
                 app, action, executor, "executor" in spec.model_fields_set
             )
         require(who, space, Role.developer)
+        require_enabled(self.svc.settings, executor)
         check_slurm_env(executor, action)
         check_permits(self.svc.settings, space, executor, action)
         now = time.time()
@@ -160,6 +162,8 @@ class Jobs:
         if "action" in values and job["app_id"]:
             app = (await self.svc.apps.by_ids([job["app_id"]]))[job["app_id"]]
             values["action"] = in_context(app, values["action"], job["executor"], True)[0]
+        if "executor" in values:
+            require_enabled(self.svc.settings, values["executor"])
         if "executor" in values or "executor_options" in values:
             values["executor_options"] = executor_options(
                 values.get("executor", job["executor"]),

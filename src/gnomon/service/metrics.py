@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from gnomon.store import runs as run_store
 from gnomon.store import schedules as schedule_store
+from gnomon.store import stats as stats_store
 
 if TYPE_CHECKING:
     from gnomon.service import Service
@@ -48,8 +49,9 @@ class Metrics:
         self.schedules = Gauge("gnomon_schedules", "Live schedules.", registry=r)
 
     async def render(self, svc: Service) -> bytes:
+        await svc.stats.fold(time.time())
         async with svc.db.read() as conn:
-            counts = await run_store.counts_by_state(conn)
+            counts = await stats_store.counts(conn, None)
             totals = await schedule_store.fire_totals(conn)
             n_schedules = await schedule_store.count(conn)
         self.runs.clear()

@@ -21,7 +21,7 @@ from gnomon.domain import (
 )
 from gnomon.errors import Conflict
 from gnomon.ids import new_ids
-from gnomon.service import ledger, reads
+from gnomon.service import executors, ledger, reads
 from gnomon.service.access import require
 from gnomon.service.commits import GroupCommit
 from gnomon.specs import RunRequest
@@ -191,7 +191,8 @@ class Runs:
     # --- read -----------------------------------------------------------------------------
 
     async def get(self, who: Principal, run_id: str, *, output: bool = False) -> dict[str, Any]:
-        return await reads.one(self.svc, store.get, run_id, "run", who, output=output)
+        run = await reads.one(self.svc, store.get, run_id, "run", who, output=output)
+        return executors.annotate(self.svc.settings, run)
 
     async def list(
         self,
@@ -206,7 +207,7 @@ class Runs:
         cursor: str | None = None,
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        return await reads.listing(
+        items, nxt = await reads.listing(
             self.svc,
             store.list_,
             who,
@@ -220,6 +221,7 @@ class Runs:
             # Times are shown to the microsecond: "since" a shown time includes that run.
             since=None if since is None else since - 5e-7,
         )
+        return [executors.annotate(self.svc.settings, r) for r in items], nxt
 
     async def history(self, who: Principal, run_id: str) -> list[dict[str, Any]]:
         await self.get(who, run_id)

@@ -7,18 +7,38 @@ from typing import TYPE_CHECKING, Any
 
 from gnomon.domain import Principal, RunState
 from gnomon.service.access import readable_spaces
+from gnomon.service.executors import switched_off
 from gnomon.store import stats as store
+from gnomon.store.faults import StorageFault
 
 if TYPE_CHECKING:
     from gnomon.service import Service
 
 FAILED = ("failed", "timed_out", "lost")
 SITE = "site:"
+FOLD_EVERY_S = 2.0  # a read sums the rows appended since: a few seconds' worth at most
+KEEP_MINUTES_S = 7 * 86400 + 60  # the widest window a summary may ask for
 
 
 class Stats:
     def __init__(self, svc: Service):
         self.svc = svc
+        self._folded = 0.0
+
+    async def fold(self, now: float) -> None:
+        """Fold the tallies' appended rows, at most once per FOLD_EVERY_S in this process
+        (the scheduler's loop and the summaries call it); no write when none are waiting."""
+        if now - self._folded < FOLD_EVERY_S:
+            return
+        self._folded = now
+        async with self.svc.db.read() as conn:
+            if not await store.unfolded(conn):
+                return
+        try:
+            async with self.svc.db.write() as conn:
+                await store.fold(conn, now - KEEP_MINUTES_S)
+        except StorageFault:
+            pass  # the deltas still count as they are; the next fold takes them
 
     async def summary(
         self,
@@ -29,12 +49,14 @@ class Stats:
         buckets: int = 12,
         missed: int = 10,
     ) -> dict[str, Any]:
-        """Runs by state now; queue depth per executor and per site; finished runs per bucket
-        over the last `window_s`, with the failure rate; the latest missed slots."""
+        """Runs by state now; queue depth per executor (with why it is `off` on this server,
+        if it is) and per site; finished runs per bucket over the last `window_s`, with the
+        failure rate; the latest missed slots."""
         spaces = readable_spaces(who, space)
         now = time.time()
         bucket_s = window_s / buckets
         since = now - window_s
+        await self.fold(now)
         async with self.svc.db.read() as conn:
             counts = await store.counts(conn, spaces)
             done = await store.finished(conn, spaces, since, bucket_s)
@@ -60,7 +82,9 @@ class Stats:
         finished = sum(b["succeeded"] + b["failed"] + b["other"] for b in series)
         failed = sum(b["failed"] for b in series)
         queues = [
-            {"executor": e, **c} for e, c in sorted(executors.items()) if c["queued"] or c["active"]
+            {"executor": e, **c, "off": switched_off(self.svc.settings, e)}
+            for e, c in sorted(executors.items())
+            if c["queued"] or c["active"]
         ]
         return {
             "at": now,

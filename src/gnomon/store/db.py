@@ -63,6 +63,21 @@ class Database:
         self.writer: AsyncEngine
         self.reader: AsyncEngine
         self.fault: str | None = None  # why the last write failed, while no write has succeeded
+        self._held: int | None = None  # the running server's lock on a SQLite file
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite database file, if this is one (not in memory)."""
+        path = sa.engine.make_url(self.url).database if self.is_sqlite else None
+        return Path(path) if path and path != ":memory:" else None
+
+    def hold(self) -> None:
+        """Say that a server uses this database until close() (SQLite files only)."""
+        from gnomon.store import backup
+
+        if self._held is None and (path := self.sqlite_path) is not None:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._held = backup.hold(path)
 
     @property
     def is_sqlite(self) -> bool:
@@ -113,6 +128,11 @@ class Database:
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
+        if self._held is not None:
+            from gnomon.store import backup
+
+            backup.release(self._held)
+            self._held = None
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:

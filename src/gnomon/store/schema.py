@@ -227,6 +227,45 @@ events = sa.Table(
     sa.Index("ix_events_run", "run_id", "id"),
 )
 
+# What /v1/stats reads: runs per (space, executor, state), and ended runs per (finishing
+# minute, space, state). Triggers on `runs` (migration 0008) append +1/-1 rows to the deltas;
+# store.stats folds them into the totals now and then.
+Serial = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+run_tallies = sa.Table(
+    "run_tallies",
+    metadata,
+    sa.Column("space", sa.String(64), primary_key=True),
+    sa.Column("executor", sa.String(80), primary_key=True),
+    sa.Column("state", sa.String(16), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+run_tally_deltas = sa.Table(
+    "run_tally_deltas",
+    metadata,
+    sa.Column("id", Serial, primary_key=True, autoincrement=True),
+    sa.Column("space", sa.String(64), nullable=False),
+    sa.Column("executor", sa.String(80), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+run_finishes = sa.Table(
+    "run_finishes",
+    metadata,
+    sa.Column("minute", sa.BigInteger, primary_key=True),  # floor(finished_at / 60)
+    sa.Column("space", sa.String(64), primary_key=True),
+    sa.Column("state", sa.String(16), primary_key=True),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+run_finish_deltas = sa.Table(
+    "run_finish_deltas",
+    metadata,
+    sa.Column("id", Serial, primary_key=True, autoincrement=True),
+    sa.Column("minute", sa.BigInteger, nullable=False),
+    sa.Column("space", sa.String(64), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+)
+
 # Generated plans: a policy's blocks and script for a window, with the verifier's report.
 # Revisions point at the plan they were made from (parent_id) and count up from 1.
 plans = sa.Table(

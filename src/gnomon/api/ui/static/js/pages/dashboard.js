@@ -24,11 +24,21 @@ export async function render(main) {
       h("section", { "aria-labelledby": "h-missed" }, h("h2#h-missed", "Missed slots"), missed)),
   );
 
+  // Job names by id, looked up once per job shown (a deleted job keeps its short id).
+  const names = new Map();
+  async function name(ids) {
+    const missing = [...new Set(ids)].filter((id) => !names.has(id));
+    await Promise.all(missing.map((id) => get(`/v1/jobs/${id}`)
+      .then((job) => names.set(id, job.name), () => names.set(id, id.slice(-8)))));
+  }
+  const jobLink = (id) => h("a", { href: `#/jobs/${id}`, title: id }, names.get(id) ?? id.slice(-8));
+
   async function load() {
     const [st, bad] = await Promise.all([
       get("/v1/stats"),
       get("/v1/runs?state=failed,timed_out,lost&limit=8"),
     ]);
+    await name([...bad.items.map((r) => r.job_id), ...st.missed.map((m) => m.job_id)]);
     clear(counts).append(...STATES.map((state) =>
       h(`a.count.state-${state}`, { href: `#/runs?state=${state}`, dataset: { state } },
         h("span.n", { dataset: { count: state } }, String(st.runs[state] ?? 0)), h("span.label", state.replace("_", " ")))));
@@ -38,14 +48,15 @@ export async function render(main) {
       throughput(st.throughput, st.bucket_s),
     );
     clear(failures).append(table(["Run", "Job", "State", "Finished", "Message"], bad.items.map((r) =>
-      h("tr", h("td", h("a", { href: `#/runs/${r.id}` }, r.id.slice(-8))), h("td", h("a", { href: `#/jobs/${r.job_id}` }, r.job_id.slice(-8))),
+      h("tr", h("td", h("a", { href: `#/runs/${r.id}` }, r.id.slice(-8))), h("td", jobLink(r.job_id)),
         h("td", stateBadge(r.state)), h("td", ago(r.finished_at)), h("td.clip", r.message || (r.exit_code != null ? `exit ${r.exit_code}` : "")))), "No failures."));
     clear(missed).append(
       h("p.muted", `${st.missed_total} slots missed in all.`),
       table(["Slot", "Slots", "Schedule of job"], st.missed.map((m) =>
-        h("tr", h("td", when(m.fire_at)), h("td", String(m.count)), h("td", h("a", { href: `#/jobs/${m.job_id}` }, m.job_id.slice(-8))))), "No missed slots."));
+        h("tr", h("td", when(m.fire_at)), h("td", String(m.count)), h("td", jobLink(m.job_id)))), "No missed slots."));
     const qrows = [
-      ...st.queues.map((q) => h("tr", h("td", q.executor), h("td.num", String(q.queued)), h("td.num", String(q.active)))),
+      ...st.queues.map((q) => h("tr", h("td", q.executor, q.off ? h("span.muted", { title: q.off, dataset: { off: q.executor } }, " (off)") : ""),
+        h("td.num", String(q.queued)), h("td.num", String(q.active)))),
       ...st.sites.map((q) => h("tr", h("td", h("a", { href: `#/sites/${encodeURIComponent(q.site)}` }, `site:${q.site}`)), h("td.num", String(q.queued)), h("td.num", String(q.active)))),
     ];
     clear(queues).append(table(["Executor / site", "Waiting", "Active"], qrows, "All queues are empty."));
@@ -53,7 +64,7 @@ export async function render(main) {
 
   await load();
   // Reloads follow bursts of events, at most one per 750 ms and never more than a fifth of
-  // the time: on a large ledger the summary costs the server a scan.
+  // the time.
   let cost = 0;
   const refresh = coalesce(async () => {
     const t0 = performance.now();
