@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint services browser bench clean
+.PHONY: install run test quick lint services browser bench clean
 
 install: $(STAMP)
 
@@ -28,6 +28,10 @@ lint: install
 
 test: install services browser lint
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# While iterating: SQLite only, no browser and no container build (add PYTEST_ARGS to narrow).
+quick: install services lint
+	$(BIN)/python -m pytest -q -x -k "not postgresql" --ignore=tests/ui --ignore=tests/deploy $(PYTEST_ARGS)
 
 bench: install services
 	bash bench/run_all.sh

@@ -20,7 +20,10 @@ from tests.server import SHARED_CWD, Server, wait_for
 
 @pytest.fixture(scope="module")
 def env() -> dict[str, str]:
-    return celery_env(**SHARED_CWD)
+    # One message per worker process: a killed worker then holds only the runs it started
+    # (whose silence makes them lost). Messages a dead worker prefetched but never started
+    # wait for the broker's redelivery, which can take longer than these tests wait.
+    return celery_env(**SHARED_CWD, GNOMON_CELERY_PREFETCH="1")
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from gnomon.service.history import History
 from gnomon.service.jobs import Jobs
 from gnomon.service.metrics import Metrics
 from gnomon.service.plans import Plans
+from gnomon.service.reservations import Reservations
 from gnomon.service.runs import Runs
 from gnomon.service.schedules import Schedules
 from gnomon.service.signals import Signals
@@ -39,6 +40,7 @@ class Service:
         self.history = History(self)
         self.plans = Plans(self)
         self.sites = Sites(self)
+        self.reservations = Reservations(db, settings, self.sites)
         self.stats = Stats(self)
         self.templates = Templates(self)
 

@@ -125,7 +125,7 @@ class Runs:
         owners: Sequence[str] = (),
     ) -> list[dict[str, Any]]:
         """New runs of a job, durable when this returns; the runs as rows. `owners`: further
-        identities a site's reservation may name for the caller (Sites.check_reservation)."""
+        identities a site's reservation may name for the caller (Reservations.check)."""
         job, rows = await self.prepare(who, job_id, requests, owners=owners)
         await self.commits.add((store.new_rows(rows), job["executor"]))
         return rows
@@ -142,7 +142,7 @@ class Runs:
         and built but not written: `submit`, or `write_in` a transaction of the caller's."""
         job = await self.svc.jobs.cached(who, job_id, Role.developer)
         if job["executor"].startswith("site:"):
-            await self.svc.sites.check_reservation(who, job["executor"][5:], owners=owners)
+            await self.svc.reservations.check(who, job["executor"][5:], owners=owners)
         now = time.time()
         rows = [
             new_run(run_id, job, r.params, now, not_before=r.at.timestamp() if r.at else None)
@@ -169,7 +169,7 @@ class Runs:
         variations (id, params, not_before), never as a row each; returns their ids."""
         job = await self.svc.jobs.cached(who, job_id, Role.developer)
         if job["executor"].startswith("site:"):
-            await self.svc.sites.check_reservation(who, job["executor"][5:])
+            await self.svc.reservations.check(who, job["executor"][5:])
         now = time.time()
         ids = new_ids(len(requests))
         defaults = job["params"]

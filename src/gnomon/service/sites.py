@@ -1,4 +1,4 @@
-"""Sites: pull queues drained by remote agents, their reports, reservations, keys, live updates.
+"""Sites: pull queues drained by remote agents, their reports, keys, live updates.
 
 A site is the executor `site:<name>`: runs of its jobs stay `queued` until an agent claims
 them. An agent is known by its principal and a name it gives (`worker_id` = `name@key`, the
@@ -11,9 +11,10 @@ What that decides:
 
 - agents: claiming and heartbeats need the developer role in a space that uses the site (or
   admin); an agent is recorded with the spaces it polls for, and only those spaces see it;
-- reservations: a developer may reserve a site for a space that uses it, or a site no space
-  uses yet. A reservation holds the site for everyone, so its owner, a manager of its space,
-  a manager of any space that uses the site, or an admin may remove it;
+- reservations (service/reservations.py): a developer may reserve a site for a space that
+  uses it, or a site no space uses yet. A reservation holds the site for everyone, so its
+  owner, a manager of its space, a manager of any space that uses the site, or an admin may
+  remove it;
 - views: a site is shown to callers whose spaces use it or hold a reservation there (else
   404); counts cover the caller's spaces; reservations of the caller's spaces are shown
   whole, other spaces' only as a window (no space, owner or note), and only to callers whose
@@ -31,7 +32,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,16 +46,14 @@ from gnomon.domain import (
     retry_policy,
 )
 from gnomon.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
-from gnomon.ids import new_id
 from gnomon.service import ledger
-from gnomon.service.access import DEFAULT_SPACE, digest, readable_spaces, require
+from gnomon.service.access import digest, readable_spaces, require
 from gnomon.service.cache import TtlCache
 from gnomon.service.events import Check, detached
 from gnomon.service.jwt_auth import JWT_PREFIX
 from gnomon.service.runs import settle
 from gnomon.service.signals import Signal
-from gnomon.specs import SITE, JobSpec, ReportSpec, ReservationSpec, RunRequest
-from gnomon.store import access as access_store
+from gnomon.specs import SITE, JobSpec, ReportSpec, RunRequest
 from gnomon.store import events as event_store
 from gnomon.store import jobs as job_store
 from gnomon.store import runs as run_store
@@ -139,8 +138,6 @@ class Sites:
         self._seen: dict[tuple[str, str], tuple[float, int]] = {}
         self._busy: dict[str, float] = {}  # executors whose last claim came back full
         self._fields: dict[str, tuple[float, dict[str, Any]]] = {}
-        self._reserved: tuple[float, dict[str, list[dict[str, Any]]]] = (0.0, {})
-        self._reserved_lock = asyncio.Lock()
         self._jobs: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._users: TtlCache[str, frozenset[str]] = TtlCache(svc.settings.token_cache_s)
         self._keys: TtlCache[str, str | None] = TtlCache(svc.settings.token_cache_s)
@@ -529,7 +526,8 @@ class Sites:
             agents = await store.agents_of(conn, names)
             keyed = await store.keyed(conn, names)
         used = set(names) if uses else set()
-        reserved = await self._reservations()
+        reservations = self.svc.reservations
+        reserved = await reservations.current()
         now = time.time()
         by_site: dict[str, list[dict[str, Any]]] = {}
         for a in agents:
@@ -539,7 +537,11 @@ class Sites:
         for name in names:
             seen = by_site.get(name, [])
             held = [r for r in reserved.get(name, ()) if r["start_at"] <= now < r["end_at"]]
-            shown = [_shown(r, spaces) for r in held if name in used or _mine(r, spaces)]
+            shown = [
+                reservations.shown_to(r, spaces)
+                for r in held
+                if name in used or reservations.mine(r, spaces)
+            ]
             c = counts.get(name, {})
             out.append(
                 {
@@ -554,127 +556,6 @@ class Sites:
                 }
             )
         return out
-
-    # --- reservations ---------------------------------------------------------------------
-
-    async def reserve(self, who: Principal, site: str, spec: ReservationSpec) -> dict[str, Any]:
-        """Hold the site for a window, for a space that uses it (or a site no space uses)."""
-        executor_of(site)
-        space = spec.space or DEFAULT_SPACE
-        require(who, space, Role.developer)
-        owner = spec.owner or who.token_id
-        if owner != who.token_id:
-            require(who, space, Role.manager)
-        if not who.admin:
-            users = await self.users(site, fresh=True)
-            if users and space not in users:
-                raise Forbidden(
-                    f"space '{space}' does not use site '{site}' (it has no job there); "
-                    "only spaces that use a site may reserve it"
-                )
-        row = {
-            "id": new_id(),
-            "space": space,
-            "site": site,
-            "owner": owner,
-            "owner_name": spec.owner_name or (who.name if owner == who.token_id else None),
-            "start_at": spec.start.timestamp(),
-            "end_at": spec.end.timestamp(),
-            "note": spec.note,
-            "created_at": time.time(),
-        }
-        async with self.svc.db.write() as conn:
-            if await access_store.get_space(conn, space) is None:
-                raise NotFound(f"space '{space}' not found")
-            await store.lock_site(conn, site)
-            clash = await store.overlapping(conn, site, row["start_at"], row["end_at"])
-            if clash:
-                raise Conflict(
-                    f"site '{site}' is already reserved in that window "
-                    f"(reservation '{clash[0]['id']}')",
-                    details=[{"reservation": c["id"]} for c in clash],
-                )
-            await store.insert_reservation(conn, row)
-        self._forget_reservations()
-        return row
-
-    async def reservations(
-        self, who: Principal, site: str, *, past: bool = False
-    ) -> list[dict[str, Any]]:
-        """The site's reservations: the caller's spaces' whole; when the caller's spaces use
-        the site, the others' too, as windows."""
-        uses = await self.visible(who, site)
-        spaces = readable_spaces(who, None)
-        async with self.svc.db.read() as conn:
-            rows = await store.list_reservations(
-                conn,
-                site=site,
-                spaces=None if uses else spaces,
-                ending_after=None if past else time.time(),
-            )
-        return [_shown(r, spaces) for r in rows]
-
-    async def unreserve(self, who: Principal, site: str, res_id: str) -> None:
-        """Remove a reservation: its owner, a manager of its space or of any space that uses
-        the site (a reservation holds the site for all of them), or an admin."""
-        async with self.svc.db.write() as conn:
-            row = await store.get_reservation(conn, res_id)
-            if row is None or row["site"] != site:
-                raise NotFound(f"reservation '{res_id}' not found at site '{site}'")
-            if row["owner"] != who.token_id and not who.can(row["space"], Role.manager):
-                users = await store.site_users(conn, site)
-                if not any(who.can(s, Role.manager) for s in users):
-                    raise Forbidden(
-                        f"removing reservation '{res_id}' needs its owner, the manager role in "
-                        f"its space or in a space that uses site '{site}', or admin"
-                    )
-            await store.delete_reservation(conn, res_id)
-        self._forget_reservations()
-
-    def _forget_reservations(self) -> None:
-        self._reserved = (0.0, {})
-
-    async def _reservations(self) -> dict[str, list[dict[str, Any]]]:
-        """Reservations not yet over, by site: read at most once per token_cache_s."""
-        expires, by_site = self._reserved
-        if expires > time.monotonic():
-            return by_site
-        async with self._reserved_lock:
-            expires, by_site = self._reserved
-            if expires > time.monotonic():
-                return by_site
-            async with self.svc.db.read() as conn:
-                rows = await store.list_reservations(
-                    conn, site=None, spaces=None, ending_after=time.time(), limit=100_000
-                )
-            by_site = {}
-            for r in rows:
-                by_site.setdefault(r["site"], []).append(r)
-            self._reserved = (time.monotonic() + self.svc.settings.token_cache_s, by_site)
-            return by_site
-
-    async def check_reservation(
-        self, who: Principal, site: str, *, owners: Sequence[str] = ()
-    ) -> None:
-        """While someone else's reservation holds, only its owner (or an admin) may queue
-        work for the site; `owners`: further identities the caller acts for (see
-        face_owners). Costs a dictionary look-up between cache refreshes."""
-        if who.admin:
-            return
-        rows = (await self._reservations()).get(site)
-        if not rows:
-            return
-        now = time.time()
-        selves = {who.token_id, *owners}
-        for r in rows:
-            if r["start_at"] <= now < r["end_at"] and r["owner"] not in selves:
-                mine = who.can(r["space"], Role.viewer)
-                holder = (r["owner_name"] or r["owner"]) if mine else "another space"
-                raise Forbidden(
-                    f"site '{site}' is reserved by {holder} until "
-                    f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(r['end_at']))}",
-                    code="reserved",
-                )
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -826,7 +707,7 @@ class Sites:
         assert job is not None
         clears = face.clear_action is not None and params.get("action") == face.clear_action
         if clears:
-            await self.check_reservation(who, site, owners=owners)
+            await self.svc.reservations.check(who, site, owners=owners)
             await self.cancel_active(
                 who, site, space=face.space, job_id=job["id"], status=face.clear_status
             )
@@ -969,17 +850,6 @@ def _action(run: dict[str, Any]) -> Any:
 
 def max_zero(value: float) -> float:
     return value if value > 0 else 0.0
-
-
-def _mine(row: dict[str, Any], spaces: list[str] | None) -> bool:
-    return spaces is None or row["space"] in spaces
-
-
-def _shown(row: dict[str, Any], spaces: list[str] | None) -> dict[str, Any]:
-    """A reservation as a caller reading `spaces` sees it: another space's only as a window."""
-    if _mine(row, spaces):
-        return row
-    return {**row, "space": None, "owner": None, "owner_name": None, "note": None}
 
 
 def _developer_spaces(who: Principal) -> list[str] | None:

@@ -83,7 +83,7 @@ async def reserve(
 ) -> JSON:
     """Hold the site for a window; windows of a site never overlap (409). While it holds,
     only its owner (or an admin) may queue work for the site."""
-    row = await svc.sites.reserve(who, site, spec)
+    row = await svc.reservations.reserve(who, site, spec)
     return JSON(present.reservation(row), status_code=201)
 
 
@@ -94,7 +94,7 @@ async def reservations(
     who: Principal = Depends(principal),
     svc: Service = Depends(service),
 ) -> JSON:
-    rows = await svc.sites.reservations(who, site, past=past)
+    rows = await svc.reservations.listing(who, site, past=past)
     return JSON({"items": [present.reservation(r) for r in rows]})
 
 
@@ -105,7 +105,7 @@ async def unreserve(
     who: Principal = Depends(principal),
     svc: Service = Depends(service),
 ) -> Response:
-    await svc.sites.unreserve(who, site, reservation_id)
+    await svc.reservations.unreserve(who, site, reservation_id)
     return present.no_content()
 
 
