@@ -39,11 +39,13 @@ SECRETS = {
 OWN = {"GNOMON_RUN_ID", "GNOMON_JOB_ID", "GNOMON_ATTEMPT"}
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the tests start servers as root")
-needs_bwrap = pytest.mark.skipif(
-    shutil.which("bwrap", path=MIN_PATH) is None,
-    reason="bubblewrap is not installed (scripts/services.sh installs it)",
-)
-pytestmark = [needs_root, needs_bwrap]
+pytestmark = [needs_root]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def bwrap_installed() -> None:
+    """`make test` installs bubblewrap (scripts/services.sh): without it these tests fail."""
+    assert shutil.which("bwrap", path=MIN_PATH), "bubblewrap is missing: run `make services`"
 
 
 def server_env(sandbox: str, **extra: str) -> dict[str, str]:
