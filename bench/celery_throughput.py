@@ -80,7 +80,8 @@ async def gnomon(backend: str, runs: int) -> float:
     queue = f"gnomon-{uuid.uuid4().hex[:6]}"
     env = {"GNOMON_CELERY_BROKER_URL": BROKER, "GNOMON_CELERY_QUEUE": queue}
     server = Server(backend, "celery", **env).start()
-    procs = workers("gnomon.celery_worker", queue, {**os.environ, **env}, server.data_dir)
+    worker_app = "gnomon.engine.executors.celery.worker"
+    procs = workers(worker_app, queue, {**os.environ, **env}, server.data_dir)
     try:
         async with server.client() as c, server.ledger() as ledger:
             r = await c.post(

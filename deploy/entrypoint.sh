@@ -9,7 +9,7 @@ case "${1:-serve}" in
     exec gnomon serve "$@" ;;
   worker)
     shift
-    exec celery -A gnomon.celery_worker worker -Q "${GNOMON_CELERY_QUEUE:-gnomon}" \
+    exec celery -A gnomon.engine.executors.celery.worker worker -Q "${GNOMON_CELERY_QUEUE:-gnomon}" \
       --without-gossip --without-mingle "$@" ;;
   agent)
     shift

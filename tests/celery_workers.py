@@ -1,5 +1,5 @@
-"""Real Celery worker processes (`celery -A gnomon.celery_worker worker`) for tests and
-benchmarks, each in a process group of its own so a test can kill one whole with -9."""
+"""Real Celery worker processes (`celery -A gnomon.engine.executors.celery.worker worker`) for
+tests and benchmarks, each in a process group of its own so a test can kill one whole with -9."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Worker:
         argv = [
             CELERY,
             "-A",
-            "gnomon.celery_worker",
+            "gnomon.engine.executors.celery.worker",
             "worker",
             "-Q",
             env["GNOMON_CELERY_QUEUE"],

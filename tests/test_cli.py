@@ -237,17 +237,18 @@ def test_runs_table(srv: Server, cli: Cli) -> None:
     assert isinstance(newest, list) and len(newest) == 1
 
 
-def test_schedule_add_list_next(srv: Server, cli: Cli) -> None:
+def test_schedule_create_list_next(srv: Server, cli: Cli) -> None:
     make_job(srv, "s-job", "true")
     made = loads(
         cli(
-            "schedule", "add", "s-job", "--cron", "0 9 * * *", "--timezone", "Europe/Paris",
+            "schedule", "create", "s-job", "--cron", "0 9 * * *", "--timezone", "Europe/Paris",
             "--overlap", "skip", "--catchup-window", "120", "--jitter", "0", "--json",
         )
     )  # fmt: skip
     assert isinstance(made, dict) and made["cron"] == "0 9 * * *" and made["overlap"] == "skip"
-    line = ok(cli("schedule", "add", "s-job", "--every", "30s", "--disabled"))
+    line = ok(cli("schedule", "create", "s-job", "--every", "30s", "--disabled"))
     assert line.startswith("created schedule ") and "every 30s" in line and "disabled" in line
+    # `add`, the old name of `create`, still works (not listed in the help)
     once = ok(cli("schedule", "add", "s-job", "--at", "2031-01-01 12:00", "--tz", "Asia/Tokyo"))
     assert "2031-01-01 03:00:00Z" in once
 
@@ -288,7 +289,7 @@ def test_api_errors_print_the_server_message(srv: Server, cli: Cli) -> None:
     dup = cli("job", "create", "e-job", "--noop")
     assert dup.returncode == 1 and "already exists" in dup.stderr
 
-    bad_cron = cli("schedule", "add", "e-job", "--cron", "61 * * * *")
+    bad_cron = cli("schedule", "create", "e-job", "--cron", "61 * * * *")
     assert bad_cron.returncode == 1 and "61" in bad_cron.stderr
     assert "Traceback" not in bad_cron.stderr
 
@@ -303,19 +304,31 @@ def test_app_create_list(cli: Cli, tmp_path: Path) -> None:
     guid = "6f1d3c2a-8b7e-4f60-9a51-0c2d4e6f8a10"
     out = ok(
         cli(
-            "app", "create", "cli-app", "--guid", guid, "--cwd", str(tmp_path),
+            "app", "create", "cli-app", "--id", guid, "--cwd", str(tmp_path),
             "--env", "A=1", "--executor", "local",
         )
     )  # fmt: skip
     assert f"created app cli-app ({guid}) in space default" in out
     apps = loads(cli("app", "list", "--json"))
     assert isinstance(apps, list)
-    mine = [a for a in apps if a["guid"] == guid]
+    mine = [a for a in apps if a["id"] == guid]
     assert mine and mine[0]["cwd"] == str(tmp_path) and mine[0]["env"] == {"A": "1"}
+    assert mine[0]["guid"] == guid  # the old name, still sent
     table = ok(cli("app", "list", "--space", "default"))
-    assert "cli-app" in table and guid[:8] in table
+    assert "cli-app" in table and guid[:8] in table and "guid" not in table
     failed = cli("app", "create", "cli-app")
     assert failed.returncode == 1 and "already exists" in failed.stderr
+    # `--guid`, the old name of `--id`, still works
+    other = "0b7e4f60-9a51-4c2d-8e6f-6f1d3c2a8a10"
+    out = ok(cli("app", "create", "cli-app-2", "--guid", other))
+    assert f"created app cli-app-2 ({other})" in out
+
+
+def test_schedule_create_is_the_listed_name(cli: Cli) -> None:
+    listed = ok(cli("schedule", "--help"))
+    assert "create" in listed and " add " not in listed
+    for group in ("job", "app", "token", "plan"):
+        assert "create" in ok(cli(group, "--help"))
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a read-only tmpfs needs root")

@@ -5,18 +5,19 @@ import random
 import pytest
 
 from gnomon.domain import (
-    FINAL_STATES,
-    TRANSITIONS,
     Principal,
     RetryPolicy,
     Role,
-    RunState,
+    RunChange,
     can_transition,
+    cancel,
     clip_output,
     merge_params,
+    settle,
     should_retry,
     validate_executor,
 )
+from gnomon.vocabulary import FINAL_STATES, TRANSITIONS, RunState
 
 S = RunState
 
@@ -116,3 +117,67 @@ def test_params_and_output_helpers() -> None:
     assert merge_params(None, None) == {}
     assert clip_output(b"abcdef", 4) == b"cdef"
     assert clip_output(b"ab", 4) == b"ab"
+
+
+# --- how an attempt ends: settle() decides between final and another attempt ----------------
+
+
+def _run(attempt: int = 1, cancel: bool = False) -> dict:
+    return {"id": "r", "attempt": attempt, "cancel_requested": cancel}
+
+
+def test_settle_final_when_no_attempts_left() -> None:
+    change = settle(_run(), RunState.failed, RetryPolicy(), 100.0, exit_code=2)
+    assert change.path == (RunState.failed,) and change.values["finished_at"] == 100.0
+    assert change.values["exit_code"] == 2 and change.attempt == 1
+    assert change.logged("failed", 1) == [("failed", 1)]
+
+
+def test_settle_retry_requeues_with_backoff_and_logs_both_steps() -> None:
+    policy = RetryPolicy(max_attempts=3, backoff_s=10, jitter=0)
+    change = settle(_run(attempt=1), RunState.lost, policy, 100.0)
+    assert change.path == (RunState.lost, RunState.queued) and change.values["attempt"] == 2
+    assert change.values["not_before"] == 110.0 and change.values["worker_id"] is None
+    assert change.logged("queued", 2) == [("lost", 1), ("queued", 2)]
+    assert set(change.from_states) == {RunState.claimed, RunState.running}
+
+
+def test_settle_no_retry_for_cancel_or_a_cancel_request() -> None:
+    policy = RetryPolicy(max_attempts=5)
+    assert settle(_run(), RunState.cancelled, policy, 1.0).path == (RunState.cancelled,)
+    assert settle(_run(cancel=True), RunState.lost, policy, 1.0).path == (RunState.lost,)
+
+
+def test_settle_retries_only_on_listed_outcomes() -> None:
+    policy = RetryPolicy(max_attempts=5, on=["lost"])
+    assert settle(_run(), RunState.failed, policy, 1.0).path[-1] == RunState.failed
+    assert settle(_run(), RunState.lost, policy, 1.0).path[-1] == RunState.queued
+
+
+# --- run changes follow the state machine ----------------------------------------------------
+
+
+def test_a_change_starts_where_the_machine_lets_it() -> None:
+    start = RunChange("r", 1.0, (RunState.running,), attempt=3)
+    assert start.from_states == (RunState.claimed,)
+    cancel_waiting = cancel("r", 1.0, "by me")
+    assert set(cancel_waiting.from_states) == {RunState.pending, RunState.queued}
+    with pytest.raises(ValueError, match="cannot go from succeeded to queued"):
+        RunChange("r", 1.0, (RunState.succeeded, RunState.queued))
+    with pytest.raises(ValueError, match="cannot be entered"):
+        RunChange("r", 1.0, (RunState.running,), within=(RunState.queued,))
+    with pytest.raises(ValueError, match="which states"):
+        RunChange("r", 1.0, values={"status": "x"})
+
+
+def test_a_start_and_an_end_written_as_one() -> None:
+    start = RunChange("r", 1.0, (RunState.running,), {"started_at": 1.0}, 2)
+    note = RunChange("r", 1.5, (), {"external_id": "42"}, 2, within=(RunState.claimed,))
+    end = settle({"id": "r", "attempt": 2}, RunState.failed, RetryPolicy(max_attempts=3), 2.0)
+    both = start.then(note).then(end)
+    assert both.path == (RunState.running, RunState.failed, RunState.queued)
+    assert both.from_states == (RunState.claimed,) and both.at == 2.0
+    assert both.values["started_at"] == 1.0 and both.values["external_id"] == "42"
+    assert both.logged("queued", 3) == [("running", 2), ("failed", 2), ("queued", 3)]
+    noted_then_ended = note.then(end)
+    assert noted_then_ended.from_states == (RunState.claimed,)

@@ -35,6 +35,10 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from gnomon.vocabulary import RunState
+
+S = RunState
+
 log = logging.getLogger("gnomon.agent")
 
 JOURNAL_MAX = 10000
@@ -59,7 +63,7 @@ class _ServerError(Exception):
 
 @dataclass
 class Result:
-    state: str  # succeeded | failed | cancelled | timed_out
+    state: RunState  # succeeded | failed | cancelled | timed_out
     exit_code: int | None = None
     message: str | None = None
 
@@ -225,7 +229,7 @@ class Agent:
         if seen is not None:  # started before: never again
             result = Result(**seen["result"]) if seen.get("result") else None
             if result is None:
-                result = Result("failed", message="the agent stopped while this ran; not rerun")
+                result = Result(S.failed, message="the agent stopped while this ran; not rerun")
             log.warning("run %s came back (attempt %s); not run again", run["id"], run["attempt"])
         else:
             self._remember(run["id"], None)
@@ -247,7 +251,7 @@ class Agent:
         beat = threading.Thread(target=self._keep_lease, args=(task,), daemon=True)
         done = threading.Event()
         task._done = done  # type: ignore[attr-defined]
-        self.report(task, {"state": "running"}, give_up_after=STATUS_RETRY_S)
+        self.report(task, {"state": S.running.value}, give_up_after=STATUS_RETRY_S)
         beat.start()
         try:
             kind = task.run["action"]["type"]
@@ -256,8 +260,8 @@ class Agent:
             if kind == "shell":
                 return self._run_shell(task)
             if kind == "noop":
-                return Result("succeeded", 0)
-            return Result("failed", message=f"a site agent cannot run {kind!r} actions")
+                return Result(S.succeeded, 0)
+            return Result(S.failed, message=f"a site agent cannot run {kind!r} actions")
         finally:
             done.set()
             beat.join(5)
@@ -265,19 +269,19 @@ class Agent:
     def _run_handler(self, task: Task) -> Result:
         handler = self.handlers(task.name)
         if handler is None:
-            return Result("failed", message=f"no handler for task {task.name!r}")
+            return Result(S.failed, message=f"no handler for task {task.name!r}")
         try:
             value = handler(task)
         except Exception as exc:
             log.exception("handler for %s failed", task.name)
-            return Result("failed", 1, f"{type(exc).__name__}: {exc}")
+            return Result(S.failed, 1, f"{type(exc).__name__}: {exc}")
         if task.cancelled.is_set():
-            return Result("cancelled", message="cancelled on request")
+            return Result(S.cancelled, message="cancelled on request")
         if value is None or value == 0:
-            return Result("succeeded", 0)
+            return Result(S.succeeded, 0)
         if isinstance(value, int) and not isinstance(value, bool):
-            return Result("failed", value)
-        return Result("succeeded", 0, str(value))
+            return Result(S.failed, value)
+        return Result(S.succeeded, 0, str(value))
 
     def _run_shell(self, task: Task) -> Result:
         action = task.run["action"]
@@ -304,12 +308,12 @@ class Agent:
                 proc.wait()
                 reader.join(5)
                 if late:
-                    return Result("timed_out", message=f"timed out after {timeout}s")
-                return Result("cancelled", message="cancelled on request")
+                    return Result(S.timed_out, message=f"timed out after {timeout}s")
+                return Result(S.cancelled, message="cancelled on request")
             time.sleep(0.05)
         reader.join(5)
         code = proc.returncode
-        return Result("succeeded" if code == 0 else "failed", code)
+        return Result(S.succeeded if code == 0 else S.failed, code)
 
     @staticmethod
     def _pump(proc: subprocess.Popen[bytes], task: Task) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from gnomon.config import Settings
+from gnomon.vocabulary import HELD_STATES
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -854,7 +855,7 @@ def cancel_cmd(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="R
         run = client.cancel_run(run_id)
     typer.echo(
         f"run {run['id']}: {run['state']}"
-        + (" (stopping)" if run["state"] in ("claimed", "running") else "")
+        + (" (stopping)" if run["state"] in HELD_STATES else "")
     )
 
 
@@ -883,8 +884,9 @@ def app_create(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="App name, unique in its space.")],
     space: Annotated[str | None, typer.Option("--space", help="Space (default).")] = None,
-    guid: Annotated[
-        str | None, typer.Option("--guid", help="Keep this UUID (e.g. the platform's app guid).")
+    app_id: Annotated[
+        str | None,
+        typer.Option("--id", "--guid", help="Keep this UUID (e.g. the platform's app guid)."),
     ] = None,
     cwd: Annotated[str | None, typer.Option("--cwd", help="Working directory.")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="K=V (repeatable).")] = None,
@@ -893,7 +895,7 @@ def app_create(
 ) -> None:
     """Register an app: the context (directory, environment, executor) its jobs run in."""
     spec: dict[str, Any] = {"name": name, "env": _pairs(env, "--env"), "executor": executor}
-    for key, value in (("space", space), ("guid", guid), ("cwd", cwd)):
+    for key, value in (("space", space), ("id", app_id), ("cwd", cwd)):
         if value:
             spec[key] = value
     with connect(ctx) as client:
@@ -901,7 +903,7 @@ def app_create(
     if as_json:
         _print_json(made)
     else:
-        typer.echo(f"created app {made['name']} ({made['guid']}) in space {made['space']}")
+        typer.echo(f"created app {made['name']} ({made['id']}) in space {made['space']}")
 
 
 @app_app.command("list")
@@ -917,17 +919,17 @@ def app_list(
         _print_json(apps)
         return
     rows = [
-        [a["guid"], a["name"], a["space"], a["executor"], a["cwd"] or "-", _ts(a["created_at"])]
+        [a["id"], a["name"], a["space"], a["executor"], a["cwd"] or "-", _ts(a["created_at"])]
         for a in apps
     ]
-    _console().print(_table(None, ["guid", "name", "space", "executor", "cwd", "created"], rows))
+    _console().print(_table(None, ["id", "name", "space", "executor", "cwd", "created"], rows))
 
 
 # --- schedules ----------------------------------------------------------------------------
 
 
-@schedule_app.command("add")
-def schedule_add(
+@schedule_app.command("create")
+def schedule_create(
     ctx: typer.Context,
     job: Annotated[str, typer.Argument(help="Job id or name.")],
     cron: Annotated[str | None, typer.Option("--cron", help="Cron expression.")] = None,
@@ -952,7 +954,7 @@ def schedule_add(
     space: SpaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Add a schedule to a job: exactly one of --cron, --every or --at."""
+    """Create a schedule for a job: exactly one of --cron, --every or --at."""
     if sum(v is not None for v in (cron, every, at)) != 1:
         raise typer.BadParameter("give exactly one of --cron, --every or --at")
     spec: dict[str, Any] = {"timezone": timezone, "enabled": not disabled}
@@ -985,6 +987,10 @@ def schedule_add(
         f"created schedule {sched['id']} for {found['name']}: {_trigger(sched)} "
         f"[{sched['timezone']}{state}]; {when}"
     )
+
+
+# The old name, still accepted (every other group says `create`).
+schedule_app.command("add", hidden=True)(schedule_create)
 
 
 @schedule_app.command("list")

@@ -1,5 +1,8 @@
 """A small synchronous client for gnomon's native API (v1), used by the CLI.
 
+What it returns is typed by the wire contract (`gnomon.wire`), which the server's OpenAPI
+models and presenters are built from too. Importing it loads httpx and no server module.
+
 Every failure is a `ClientError`: `Unreachable` when no server answers, `ApiError` (with the
 server's error envelope) when it answers with an error.
 """
@@ -9,104 +12,34 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from types import TracebackType
-from typing import Any, TypedDict, cast
+from typing import Any, cast
 
 import httpx
 
-FINAL_STATES = frozenset({"succeeded", "failed", "timed_out", "cancelled", "lost"})
+from gnomon import vocabulary
+from gnomon.wire import App, Backfill, Job, NewToken, NextTimes, Run, Schedule
 
+__all__ = [
+    "FINAL_STATES",
+    "ApiError",
+    "App",
+    "Backfill",
+    "Client",
+    "ClientError",
+    "Job",
+    "NewToken",
+    "NextTimes",
+    "Run",
+    "Schedule",
+    "Unreachable",
+    "exit_code_of",
+]
 
-class Job(TypedDict):
-    id: str
-    space: str
-    name: str
-    action: dict[str, Any]
-    executor: str
-    timeout_s: float | None
-    retry: dict[str, Any]
-    concurrency: dict[str, Any]
-    params: dict[str, Any]
-    created_at: str
-    updated_at: str
+FINAL_STATES = frozenset(str(s) for s in vocabulary.FINAL_STATES)
 
-
-class Run(TypedDict, total=False):
-    id: str
-    job_id: str
-    space: str
-    executor: str
-    schedule_id: str | None
-    scheduled_for: str | None
-    state: str
-    status: str | None
-    attempt: int
-    max_attempts: int
-    params: dict[str, Any]
-    exit_code: int | None
-    message: str | None
-    not_before: str
-    created_at: str
-    claimed_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    updated_at: str
-
-
-class Schedule(TypedDict):
-    id: str
-    job_id: str
-    space: str
-    kind: str
-    cron: str | None
-    every: str | None
-    at: str | None
-    timezone: str
-    enabled: bool
-    overlap: str
-    catchup_window_s: int
-    catchup: str
-    jitter_s: float
-    params: dict[str, Any]
-    next_fire_at: str | None
-    last_fire_at: str | None
-    created_at: str
-    updated_at: str
-
-
-class App(TypedDict):
-    guid: str
-    space: str
-    name: str
-    cwd: str | None
-    env: dict[str, str]
-    executor: str
-    created_at: str
-    updated_at: str
-
-
-class Upcoming(TypedDict):
-    schedule_id: str
-    timezone: str
-    times: list[str]
-
-
-class Backfill(TypedDict):
-    schedule_id: str
-    slots: int
-    times: list[str]
-    created: int
-    existing: int
-    runs: list[str]
-
-
-class Token(TypedDict):
-    id: str
-    name: str
-    admin: bool
-    roles: dict[str, str]
-    created_at: str
-    revoked_at: str | None
-    token: str
+# The shapes the server answers with are the wire contract's, not copies of it.
+Upcoming = NextTimes  # the old name
+Token = NewToken  # the old name: a token as created, with its secret
 
 
 class ClientError(Exception):
@@ -212,9 +145,9 @@ class Client:
 
     def create_token(
         self, name: str, *, admin: bool = False, roles: dict[str, str] | None = None
-    ) -> Token:
+    ) -> NewToken:
         body = {"name": name, "admin": admin, "roles": roles or {}}
-        return cast(Token, self.request("POST", "/v1/tokens", json=body))
+        return cast(NewToken, self.request("POST", "/v1/tokens", json=body))
 
     # --- jobs -----------------------------------------------------------------------------
 
@@ -343,9 +276,9 @@ class Client:
     def list_schedules(self, *, job: str | None = None, space: str | None = None) -> list[Schedule]:
         return list(self.pages("/v1/schedules", {"job": job, "space": space}))
 
-    def next_times(self, schedule_id: str, n: int = 10) -> Upcoming:
+    def next_times(self, schedule_id: str, n: int = 10) -> NextTimes:
         return cast(
-            Upcoming, self.request("GET", f"/v1/schedules/{schedule_id}/next", params={"n": n})
+            NextTimes, self.request("GET", f"/v1/schedules/{schedule_id}/next", params={"n": n})
         )
 
     def backfill(self, schedule_id: str, start: str, end: str, dry_run: bool = False) -> Backfill:
@@ -365,11 +298,11 @@ def exit_code_of(run: Run) -> int:
     """The process exit code that mirrors a finished run, as `gnomon run --wait` returns it."""
     state = run.get("state")
     code = run.get("exit_code")
-    if state == "succeeded":
+    if state == vocabulary.RunState.succeeded:
         return 0
-    if state == "timed_out":
+    if state == vocabulary.RunState.timed_out:
         return 124
-    if state == "cancelled":
+    if state == vocabulary.RunState.cancelled:
         return 130
     if isinstance(code, int) and 0 < code < 256:
         return code

@@ -4,60 +4,23 @@ from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-
-class RunState(StrEnum):
-    pending = "pending"
-    queued = "queued"
-    claimed = "claimed"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    timed_out = "timed_out"
-    cancelled = "cancelled"
-    lost = "lost"
-
-
-ACTIVE_STATES = (RunState.queued, RunState.claimed, RunState.running)
-HELD_STATES = (RunState.claimed, RunState.running)
-FINAL_STATES = (
-    RunState.succeeded,
-    RunState.failed,
-    RunState.timed_out,
-    RunState.cancelled,
-    RunState.lost,
+from gnomon import cron
+from gnomon.vocabulary import (
+    ACTIVE_STATES as ACTIVE_STATES,  # re-exported until every caller names the vocabulary
 )
-
-# The state machine of DESIGN.md. A retry moves a failed/timed_out/lost run back to queued.
-TRANSITIONS: dict[RunState, frozenset[RunState]] = {
-    RunState.pending: frozenset({RunState.queued, RunState.cancelled}),
-    RunState.queued: frozenset({RunState.claimed, RunState.cancelled}),
-    RunState.claimed: frozenset(
-        {
-            RunState.running,
-            RunState.succeeded,
-            RunState.failed,
-            RunState.timed_out,
-            RunState.cancelled,
-            RunState.lost,
-            RunState.queued,
-        }
-    ),
-    RunState.running: frozenset(
-        {RunState.succeeded, RunState.failed, RunState.timed_out, RunState.cancelled, RunState.lost}
-    ),
-    RunState.succeeded: frozenset(),
-    RunState.failed: frozenset({RunState.queued}),
-    RunState.timed_out: frozenset({RunState.queued}),
-    RunState.cancelled: frozenset(),
-    RunState.lost: frozenset({RunState.queued}),
-}
+from gnomon.vocabulary import FINAL_STATES as FINAL_STATES
+from gnomon.vocabulary import HELD_STATES as HELD_STATES
+from gnomon.vocabulary import TRANSITIONS, WAITING_STATES, Retryable
+from gnomon.vocabulary import RunState as RunState
 
 
 def can_transition(src: RunState, dst: RunState) -> bool:
@@ -320,9 +283,7 @@ class RetryPolicy(BaseModel):
     backoff_s: float = Field(default=1.0, ge=0, le=86400)
     backoff_max_s: float = Field(default=300.0, ge=0, le=604800)
     jitter: float = Field(default=0.2, ge=0, le=1, description="Fraction of the delay.")
-    on: list[Literal["failed", "timed_out", "lost"]] = Field(
-        default_factory=lambda: ["failed", "timed_out", "lost"]
-    )
+    on: list[Retryable] = Field(default_factory=lambda: list(get_args(Retryable)))
 
     def delay_before(self, next_attempt: int, rng: random.Random | None = None) -> float:
         """Exponential backoff with jitter before attempt `next_attempt` (2, 3, …)."""
@@ -361,6 +322,157 @@ def clip_output(data: bytes, limit: int) -> bytes:
     return data if len(data) <= limit else data[-limit:]
 
 
+# --- the run ledger's changes ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunChange:
+    """One guarded change of one run, and the events it logs (the ledger applies it).
+
+    - `path`: the states the run enters, in order, each logged as an event (a retry: the
+      outcome at this attempt, then `queued` at the next); empty for a change of fields only.
+    - `values`: the other columns to set.
+    - `attempt`: apply only while the run is still at this attempt (an attempt settles itself
+      and no other).
+    - `within`: the states the run may be in when the change applies. By default, every state
+      from which the state machine lets it enter `path[0]`; a narrower set must lie inside
+      that one. A change without a path must name it.
+    - `log`: with an empty path, log one event at the run's state (a new status is news).
+    """
+
+    run_id: str
+    at: float  # the run's new `updated_at`: also tells which changes took
+    path: tuple[RunState, ...] = ()
+    values: dict[str, Any] = field(default_factory=dict)
+    attempt: int | None = None
+    within: tuple[RunState, ...] | None = None
+    log: bool = False
+
+    def __post_init__(self) -> None:
+        for src, dst in zip(self.path, self.path[1:], strict=False):
+            if not can_transition(src, dst):
+                raise ValueError(f"a run cannot go from {src.value} to {dst.value}")
+        if self.path:
+            allowed = states_leading_to(self.path[0])
+            if self.within is not None and not set(self.within) <= set(allowed):
+                raise ValueError(f"{self.path[0].value} cannot be entered from {self.within}")
+        elif self.within is None:
+            raise ValueError("a change that enters no state must say which states it applies in")
+
+    @property
+    def from_states(self) -> tuple[RunState, ...]:
+        if self.within is not None:
+            return self.within
+        return states_leading_to(self.path[0])
+
+    def then(self, later: RunChange) -> RunChange:
+        """This change followed by `later`, written as one (a start and an end that meet in
+        one flush): the states and values of both, from this one's states."""
+        within = self.within
+        if not self.path and later.path:  # fields noted first: the later path decides too
+            within = tuple(s for s in self.from_states if s in later.from_states)
+        return RunChange(
+            self.run_id,
+            later.at,
+            self.path + later.path,
+            {**self.values, **later.values},
+            self.attempt if self.attempt is not None else later.attempt,
+            within,
+            self.log or later.log,
+        )
+
+    def logged(self, state_now: str, attempt_now: int) -> list[tuple[str, int]]:
+        """The (state, attempt) of each event, given the run's state and attempt after it:
+        states entered after a final one (a retry's `queued`) are at the new attempt."""
+        if not self.path:
+            return [(state_now, attempt_now)] if self.log else []
+        retry = next(
+            (i for i, s in enumerate(self.path) if i and self.path[i - 1] in FINAL_STATES), None
+        )
+        if retry is None:
+            return [(s.value, attempt_now) for s in self.path]
+        return [(s.value, attempt_now - (i < retry)) for i, s in enumerate(self.path)]
+
+
+def settle(
+    run: dict[str, Any], outcome: RunState, policy: RetryPolicy, now: float, **values: Any
+) -> RunChange:
+    """The change that ends an attempt: final, or on to `queued` for the next attempt."""
+    attempt = run["attempt"]
+    if (
+        outcome != RunState.cancelled
+        and not run.get("cancel_requested")
+        and should_retry(policy, outcome, attempt)
+    ):
+        nxt = attempt + 1
+        values.update(
+            attempt=nxt,
+            not_before=now + policy.delay_before(nxt),
+            worker_id=None,
+            lease_expires_at=None,
+            finished_at=None,
+        )
+        return RunChange(run["id"], now, (outcome, RunState.queued), values, attempt)
+    values.update(finished_at=now, lease_expires_at=None)
+    return RunChange(run["id"], now, (outcome,), values, attempt)
+
+
+def cancel(
+    run_id: str,
+    now: float,
+    message: str,
+    *,
+    within: tuple[RunState, ...] = WAITING_STATES,
+    **values: Any,
+) -> RunChange:
+    """The change that cancels a run (by default only while no worker holds it)."""
+    values.update(finished_at=now, message=message)
+    return RunChange(run_id, now, (RunState.cancelled,), values, within=within)
+
+
+def new_run(
+    run_id: str,
+    job: dict[str, Any],
+    params: dict[str, Any] | None,
+    now: float,
+    *,
+    not_before: float | None = None,
+    schedule_id: str | None = None,
+    scheduled_for: float | None = None,
+    state: RunState = RunState.queued,
+) -> dict[str, Any]:
+    """A fresh run of `job` (attempt 1), as its row."""
+    return {
+        "id": run_id,
+        "job_id": job["id"],
+        "space": job["space"],
+        "executor": job["executor"],
+        "schedule_id": schedule_id,
+        "scheduled_for": scheduled_for,
+        "state": state.value,
+        "status": None,
+        "eta_s": None,
+        "attempt": 1,
+        "max_attempts": job["retry"]["max_attempts"],
+        "params": merge_params(job["params"], params),
+        "timeout_s": job["timeout_s"],
+        "not_before": now if not_before is None else not_before,
+        "exit_code": None,
+        "message": None,
+        "external_id": None,
+        "output": "",
+        "output_size": 0,
+        "worker_id": None,
+        "lease_expires_at": None,
+        "cancel_requested": False,
+        "created_at": now,
+        "claimed_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "updated_at": now,
+    }
+
+
 # --- who is asking -------------------------------------------------------------------------
 
 
@@ -391,3 +503,89 @@ class Principal(BaseModel):
     def visible_spaces(self) -> list[str] | None:
         """Spaces this principal may read; None means all (admin)."""
         return None if self.admin else sorted(self.roles)
+
+
+# --- schedule slots -------------------------------------------------------------------------
+
+CATCHUP_LIMIT = 1000  # most slots one schedule runs in one catch-up (catchup=all)
+EPS = 1e-6
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def plan_slots(
+    s: dict[str, Any],
+    trig: cron.Trigger,
+    now: float,
+    horizon: float,
+    grace: float,
+    active: dict[str, int] | None,
+    fires: list[dict[str, Any]],
+) -> tuple[list[float], bool]:
+    """Which slots of schedule `s` (its trigger `trig`) up to `horizon` run; the rest are
+    recorded in `fires` (missed, coalesced, skipped). Returns (slots, held: the one slot's run
+    waits as `pending` for the active run to end, overlap=buffer_one).
+
+    Slots before `now` are due (catch-up rules apply); slots after it are created early.
+    `active`: how many runs of the schedule are active and buffered.
+    """
+    first = s["next_fire_at"]
+    cutoff = now - max(float(s["catchup_window_s"]), grace)
+    if first < cutoff:
+        _, n_older = cron.slots_between(trig, _utc(first), _utc(cutoff - EPS), 0)
+        fires.append(slot_record(s["id"], first, cutoff, 1 + n_older, FireStatus.missed, now))
+        later, _ = cron.slots_between(trig, _utc(cutoff - EPS), _utc(horizon), CATCHUP_LIMIT)
+        candidates = [t.timestamp() for t in later]
+    else:
+        following = trig.next_after(_utc(first))  # cached per slot: shared by many
+        if following is None or following.timestamp() > horizon:
+            candidates = [first]  # the common case: exactly one slot
+        else:
+            later, _ = cron.slots_between(trig, _utc(first), _utc(horizon), CATCHUP_LIMIT)
+            candidates = [first, *(t.timestamp() for t in later)]
+    past = [t for t in candidates if t <= now]
+    if s["catchup"] == Catchup.latest.value and len(past) > 1:
+        fires.append(
+            slot_record(s["id"], past[0], past[-2], len(past) - 1, FireStatus.coalesced, now)
+        )
+        past = past[-1:]
+    recent = past + [t for t in candidates if t > now]
+    if not recent:
+        return [], False
+    overlap = s["overlap"]
+    busy = bool(active and active["active"])
+    if busy and overlap == Overlap.skip.value:
+        fires.append(
+            slot_record(s["id"], recent[0], recent[-1], len(recent), FireStatus.skipped, now)
+        )
+        return [], False
+    if busy and overlap == Overlap.buffer_one.value:
+        if active and active["buffered"]:
+            fires.append(
+                slot_record(s["id"], recent[0], recent[-1], len(recent), FireStatus.skipped, now)
+            )
+            return [], False
+        if len(recent) > 1:
+            fires.append(
+                slot_record(
+                    s["id"], recent[0], recent[-2], len(recent) - 1, FireStatus.skipped, now
+                )
+            )
+        return recent[-1:], True
+    return recent, False
+
+
+def slot_record(
+    sid: str, first: float, until: float, count: int, status: FireStatus, now: float
+) -> dict[str, Any]:
+    """What is recorded of `count` slots from `first` to `until` that did not simply run."""
+    return {
+        "schedule_id": sid,
+        "fire_at": first,
+        "until_at": until,
+        "count": count,
+        "status": status.value,
+        "recorded_at": now,
+    }

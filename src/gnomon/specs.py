@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 from uuid import UUID
 
 from pydantic import (
+    AliasChoices,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -29,6 +30,7 @@ from gnomon.domain import (
     validate_executor,
     validate_executor_options,
 )
+from gnomon.vocabulary import Reportable
 
 _STRICT = ConfigDict(extra="forbid")
 NAME = r"^[A-Za-z0-9][A-Za-z0-9 _.:@/-]*$"
@@ -47,6 +49,7 @@ class JobSpec(BaseModel):
     space: str | None = Field(default=None, max_length=64, pattern=SPACE)
     app: str | None = Field(
         default=None,
+        validation_alias=AliasChoices("app_id", "app"),  # `app`: the old name
         max_length=36,
         description="Run in this app's context (its space, working directory, environment "
         "and executor).",
@@ -77,7 +80,11 @@ class AppSpec(BaseModel):
     model_config = _STRICT
     name: str = Field(min_length=1, max_length=200, pattern=NAME)
     space: str | None = Field(default=None, max_length=64, pattern=SPACE)
-    guid: UUID | None = Field(default=None, description="Keep this id (e.g. the platform's).")
+    guid: UUID | None = Field(
+        default=None,
+        validation_alias=AliasChoices("id", "guid"),  # `guid`: the old name
+        description="Keep this id (e.g. the platform's).",
+    )
     cwd: str | None = Field(default=None, min_length=1, max_length=1000)
     env: dict[str, str] = Field(default_factory=dict)
     executor: str = "local"
@@ -251,9 +258,7 @@ class ReportSpec(BaseModel):
     attempt (0 succeeded, else failed); anything else moves a claimed run to running."""
 
     model_config = _STRICT
-    state: Literal["claimed", "running", "succeeded", "failed", "timed_out", "cancelled"] | None = (
-        None
-    )
+    state: Reportable | None = None
     status: str | None = Field(default=None, max_length=200, description="The site's own word.")
     eta_s: float | None = Field(default=None, ge=-1, le=10**9, description="-1: unknown.")
     output: str | None = Field(default=None, max_length=1024 * 1024, description="Appended.")
@@ -266,8 +271,9 @@ class ReportSpec(BaseModel):
 
 class ReservationSpec(BaseModel):
     model_config = _STRICT
-    start: AwareDatetime
-    end: AwareDatetime
+    # Named as the columns (`start_at`, `end_at`); `start` and `end` are the old names.
+    start: AwareDatetime = Field(validation_alias=AliasChoices("start_at", "start"))
+    end: AwareDatetime = Field(validation_alias=AliasChoices("end_at", "end"))
     space: str | None = Field(default=None, max_length=64, pattern=SPACE)
     owner: str | None = Field(
         default=None,

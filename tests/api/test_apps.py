@@ -20,7 +20,7 @@ def new_app(api: httpx.Client, **spec: Any) -> dict[str, Any]:
 def test_create_get_list_delete(api: httpx.Client) -> None:
     app = new_app(api, cwd="/tmp", env={"A": "1"})
     assert list(app) == [
-        "guid",
+        "id",
         "space",
         "name",
         "cwd",
@@ -28,31 +28,49 @@ def test_create_get_list_delete(api: httpx.Client) -> None:
         "executor",
         "created_at",
         "updated_at",
+        "guid",  # the old name of `id`, still sent
     ]
-    assert str(uuid.UUID(app["guid"])) == app["guid"]
+    assert str(uuid.UUID(app["id"])) == app["id"] == app["guid"]
     assert (app["space"], app["cwd"], app["env"], app["executor"]) == (
         "default",
         "/tmp",
         {"A": "1"},
         "local",
     )
-    assert api.get(f"/v1/apps/{app['guid']}").json() == app
-    assert api.get(f"/v1/apps/{app['guid'].upper()}").json() == app
+    assert api.get(f"/v1/apps/{app['id']}").json() == app
+    assert api.get(f"/v1/apps/{app['id'].upper()}").json() == app
     listed = api.get("/v1/apps", params={"space": "default", "limit": 1000}).json()
     assert app in listed["items"]
-    assert delete(api, f"/v1/apps/{app['guid']}").status_code == 204
-    assert_error(api.get(f"/v1/apps/{app['guid']}"), 404, "not_found")
-    assert_error(delete(api, f"/v1/apps/{app['guid']}"), 404, "not_found")
+    assert delete(api, f"/v1/apps/{app['id']}").status_code == 204
+    assert_error(api.get(f"/v1/apps/{app['id']}"), 404, "not_found")
+    assert_error(delete(api, f"/v1/apps/{app['id']}"), 404, "not_found")
 
 
-def test_an_app_keeps_the_guid_it_is_given(api: httpx.Client) -> None:
+def test_an_app_keeps_the_id_it_is_given(api: httpx.Client) -> None:
+    given = str(uuid.uuid4())
+    app = new_app(api, id=given.upper())
+    assert app["id"] == app["guid"] == given
+    assert_error(api.post("/v1/apps", json={"name": uid(), "id": given}), 409, "conflict")
+    delete(api, f"/v1/apps/{given}")
+    # an id once used is not handed to another app
+    assert_error(api.post("/v1/apps", json={"name": uid(), "id": given}), 409, "conflict")
+
+
+def test_the_old_names_guid_and_app_are_still_accepted(api: httpx.Client) -> None:
     guid = str(uuid.uuid4())
-    app = new_app(api, guid=guid.upper())
-    assert app["guid"] == guid
+    app = new_app(api, guid=guid)
+    assert app["id"] == app["guid"] == guid
     assert_error(api.post("/v1/apps", json={"name": uid(), "guid": guid}), 409, "conflict")
-    delete(api, f"/v1/apps/{guid}")
-    # a guid once used is not handed to another app
-    assert_error(api.post("/v1/apps", json={"name": uid(), "guid": guid}), 409, "conflict")
+    job = api.post(
+        "/v1/jobs", json={"name": uid("j"), "action": {"type": "noop"}, "app": guid}
+    ).json()
+    assert job["app_id"] == job["app"] == guid
+    job = api.post(
+        "/v1/jobs", json={"name": uid("j"), "action": {"type": "noop"}, "app_id": guid}
+    ).json()
+    assert job["app_id"] == job["app"] == guid
+    assert api.get(f"/v1/jobs/{job['id']}").json()["app_id"] == guid
+    assert_error(api.post("/v1/apps", json={"name": uid(), "id": "not-a-uuid"}), 422, "invalid")
 
 
 def test_names_are_unique_per_space(api: httpx.Client) -> None:

@@ -1,5 +1,6 @@
-"""The Celery executor with real workers (`celery -A gnomon.celery_worker worker`) on a real
-broker: Redis, and one run through RabbitMQ."""
+"""The Celery executor with real workers
+(`celery -A gnomon.engine.executors.celery.worker worker`) on a real broker: Redis, and one run
+through RabbitMQ."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gnomon.celery_worker import TASK, make_app
 from gnomon.config import Settings
+from gnomon.engine.executors.celery.protocol import TASK, make_app
 from tests.api.helpers import FINAL, create_job, get_run, trigger, wait_state
 from tests.celery_workers import RABBITMQ_URL, Worker, celery_env
 from tests.engine.conftest import Ledger, check_history

@@ -12,7 +12,7 @@ import pytest
 
 from gnomon.plans import policy, toast
 from gnomon.plans.policies.basic import merge
-from gnomon.plans.policy import Block, Context, Outcome, PolicyError
+from gnomon.plans.policy import Block, Context, Draft, PolicyError
 from gnomon.plans.sky import wrap180
 from gnomon.plans.verify import verify
 from tests.plans.helpers import pyephem_altaz, reference_survey, ts
@@ -25,7 +25,7 @@ EDGE_WINDOWS = [
 ]
 
 
-def run(t0: float, t1: float, **config: object) -> Outcome:
+def run(t0: float, t1: float, **config: object) -> Draft:
     p = policy.get("basic")
     return p.generate(t0, t1, p.config(config), Context())
 
@@ -221,10 +221,10 @@ def test_rules_change_the_outcome() -> None:
     assert all(b.kind == "survey" for b in no_cal.blocks)
     assert len(no_cal.blocks) != len(base.blocks)
 
-    def survey_of(out: Outcome) -> list[tuple[str, float, float]]:
+    def survey_of(out: Draft) -> list[tuple[str, float, float]]:
         return [(b.name, b.t0, b.t1) for b in out.blocks if b.kind == "survey"]
 
-    def cal_of(out: Outcome) -> list[Block]:
+    def cal_of(out: Draft) -> list[Block]:
         return [b for b in out.blocks if b.kind == "calibration"]
 
     long_min = run(t0, t0 + 86400, rules={"calibration-min-duration": {"min_duration": 86400}})

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gnomon.domain import RunState
+from gnomon.domain import RunState, cancel
 from gnomon.errors import Conflict, Invalid
 from gnomon.service import Service
 from gnomon.service.apps import in_context
@@ -45,18 +45,15 @@ async def test_job_state_follows_the_latest_run(svc: Service) -> None:
         {"name": "j", "app": app["id"], "action": {"type": "shell", "command": "true"}}
     )
     job = await svc.jobs.create(ADMIN, spec)
-    assert await svc.history.job_states([job["id"]]) == {job["id"]: None}
+    assert await svc.apps.job_states([job["id"]]) == {job["id"]: None}
     first, second = (await svc.runs.submit(ADMIN, job["id"], [RunRequest()]))[0], None
-    await svc.runs.apply(
-        [{"id": first["id"], "state": "cancelled", "finished_at": time.time(), "updated_at": 0}],
-        from_states=("queued",),
-    )
-    assert await svc.history.job_states([job["id"]]) == {job["id"]: RunState.cancelled}
+    await svc.execution.apply([cancel(first["id"], time.time(), "cancelled by the test")])
+    assert await svc.apps.job_states([job["id"]]) == {job["id"]: RunState.cancelled}
     second = (await svc.runs.submit(ADMIN, job["id"], [RunRequest()]))[0]
-    assert await svc.history.job_states([job["id"]]) == {job["id"]: RunState.queued}
-    runs, total = await svc.history.page(ADMIN, job["id"], offset=0, limit=10)
+    assert await svc.apps.job_states([job["id"]]) == {job["id"]: RunState.queued}
+    runs, total = await svc.apps.history(ADMIN, job, offset=0, limit=10)
     assert total == 2 and [r["id"] for r in runs] == [first["id"], second["id"]]
-    runs, total = await svc.history.page(ADMIN, job["id"], offset=1, limit=1)
+    runs, total = await svc.apps.history(ADMIN, job, offset=1, limit=1)
     assert total == 2 and [r["id"] for r in runs] == [second["id"]]
 
 

@@ -16,6 +16,7 @@ from gnomon.config import Settings
 from gnomon.service import Service
 from gnomon.service import events as events_module
 from gnomon.store import events as event_store
+from gnomon.store.schema import events
 
 COLUMNS = "run_id, job_id, space, executor, attempt, state, status, at"
 INSERT = f"INSERT INTO events ({COLUMNS}) VALUES ('r', 'j', 'default', 'local', 1, $1, NULL, 0)"
@@ -91,8 +92,8 @@ async def test_sqlite_gaps_are_final(tmp_path: Path) -> None:
 async def _append(svc: Service, states: list[str], space: str = "default") -> None:
     row = {"run_id": "r", "job_id": "j", "space": space, "executor": "local", "attempt": 1}
     async with svc.db.write() as conn:
-        await event_store.append(
-            conn, [{**row, "state": s, "status": None, "at": 0.0} for s in states]
+        await conn.execute(
+            events.insert(), [{**row, "state": s, "status": None, "at": 0.0} for s in states]
         )
     svc.signals.events.fire()
 

@@ -1,7 +1,7 @@
 import pytest
 
 from gnomon.errors import Conflict
-from gnomon.plans.specs import DispatchSpec, PlanSpec
+from gnomon.plans.requests import DispatchSpec, PlanSpec
 from gnomon.service import Service
 from gnomon.service.plans import diff_blocks
 from gnomon.store import plans as plan_store

@@ -15,10 +15,8 @@ from starlette.types import ASGIApp
 
 from gnomon.api import ui
 from gnomon.api.allow import allowed_methods
-from gnomon.api.compat import pcf, photonranch, schedule_api, tsm
-from gnomon.api.compat.mount import FaceMount
+from gnomon.api.compat import kit, pcf, photonranch, schedule_api, tsm
 from gnomon.api.fastlane import SubmitFastLane
-from gnomon.api.guard import RequestGuard
 from gnomon.api.present import JSON
 from gnomon.api.routes import access, apps, events, jobs, plans, runs, schedules, system
 from gnomon.api.routes import sites as site_routes
@@ -31,6 +29,9 @@ from gnomon.errors import Busy, GnomonError
 from gnomon.service import Service
 
 log = structlog.get_logger(__name__)
+
+# The compatibility faces, each served beside the native API (see api/compat/kit.py).
+FACES: tuple[kit.Face, ...] = (pcf.FACE, photonranch.FACE, tsm.FACE, schedule_api.FACE)
 
 
 def error(status: int, code: str, message: str, details: Any = None) -> JSON:
@@ -92,7 +93,8 @@ def settle_heap() -> None:
 
 
 def create_app(settings: Settings | None = None, *, engine: bool = True) -> FastAPI:
-    """The gnomon API. With `engine`, the lifespan also runs scheduler and dispatcher."""
+    """The gnomon API, with the faces beside it and all of it behind the request guard. With
+    `engine`, the lifespan also runs scheduler and dispatcher."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -127,26 +129,18 @@ def create_app(settings: Settings | None = None, *, engine: bool = True) -> Fast
     install_error_handlers(app)
     for module in (jobs, runs, schedules, apps, plans, access, events, system):
         app.include_router(module.router)
-    app.include_router(schedule_api.router)
     app.include_router(stats_routes.router)
     app.include_router(site_routes.router)
     app.include_router(template_routes.router)
     ui.install(app)
+    kit.install(app, FACES, settings)
     return app
 
 
 def asgi_app(settings: Settings | None = None) -> ASGIApp:
-    """What `gnomon serve` runs: the submission fast lane, the guard, then the API — outside
-    the framework's own middleware, so the hottest route pays for none of it. The compat
-    faces sit beside it, each at its prefix (and the Cloud Foundry one on its hosts), each
-    behind the same guard (the mount puts it there)."""
+    """What `gnomon serve` runs: the submission fast lane in front of the app — outside the
+    framework's own middleware, so the hottest route pays for none of it; anything it does not
+    answer goes on to the guard and the regular route."""
     settings = settings or Settings()
     app = create_app(settings)
-    limit = settings.max_body_bytes
-    native = SubmitFastLane(RequestGuard(app, limit=limit), state=app.state, limit=limit)
-    faces = [
-        pcf.mounted(app.state, settings),
-        photonranch.mounted(app.state, settings),
-        tsm.mounted(app.state, settings),
-    ]
-    return FaceMount(native, faces, limit=limit)
+    return SubmitFastLane(app, state=app.state, limit=settings.max_body_bytes)

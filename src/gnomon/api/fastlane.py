@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gnomon.api import present
+from gnomon.api.deps import bearer
 from gnomon.api.guard import read_body, replay, suspect
 from gnomon.domain import Principal
 from gnomon.specs import RunBatch, RunRequest
@@ -83,6 +84,6 @@ class SubmitFastLane:
 
 def _bearer(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
-        if name == b"authorization" and value[:7].lower() == b"bearer ":
-            return value[7:].decode().strip()
+        if name == b"authorization":
+            return bearer(value.decode("latin-1"))
     return None

@@ -6,15 +6,20 @@
   cannot store them); integers beyond 64 bits and lone UTF-16 surrogates (`"\\ud800"`, not
   text in any encoding) → 422 naming the field (no store keeps them); a body nested deeper
   than a JSON reader goes → 422.
+
+Its refusals are the native error JSON, or a face's own answer when the face gives the guard
+its dialect's `speak` (see api/compat/kit.py).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FORM = b"application/x-www-form-urlencoded"
@@ -23,6 +28,8 @@ ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")  # an escaped NUL or UTF-16 
 DIGITS = re.compile(rb"\d{19}")
 INT64 = 2**63
 PATH_MAX = 200  # characters of a field path named in an answer
+
+Speak = Callable[[int, str], Response]  # a refusal (status, message) in a face's words
 
 
 def _envelope(status: int, code: str, message: str, field: str | None = None) -> bytes:
@@ -89,8 +96,10 @@ def _path(entry: tuple[Any, str | int | None, Any]) -> str:
 
 
 class RequestGuard:
-    def __init__(self, app: ASGIApp, limit: int):
-        self.app, self.limit = app, limit
+    """The guard in front of `app`; `speak` words its refusals (default: the native JSON)."""
+
+    def __init__(self, app: ASGIApp, limit: int, speak: Speak | None = None):
+        self.app, self.limit, self.speak = app, limit, speak
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,12 +107,14 @@ class RequestGuard:
             return
         raw = scope.get("raw_path") or scope["path"].encode()
         if b"%00" in raw or b"\0" in raw or b"%00" in scope.get("query_string", b""):
-            await _answer(send, 400, _envelope(400, "bad_request", "NUL characters in the URL"))
+            await self._refuse(
+                scope, receive, send, 400, "bad_request", "NUL characters in the URL"
+            )
             return
         headers = []
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.limit:
-                await _answer(send, 413, self._too_large())
+                await self._too_large(scope, receive, send)
                 return
             if name != b"content-type" or not value.startswith(FORM):
                 headers.append((name, value))
@@ -114,17 +125,35 @@ class RequestGuard:
         try:
             body = await read_body(receive, self.limit)
         except OverflowError:
-            await _answer(send, 413, self._too_large())
+            await self._too_large(scope, receive, send)
             return
         if body is None:
             return  # the client went away
         if body and suspect(body) and (problem := unportable(body)):
-            await _answer(send, 422, _envelope(422, "invalid", problem[1], problem[0]))
+            await self._refuse(scope, receive, send, 422, "invalid", problem[1], problem[0])
             return
         await self.app(scope, replay(body, receive), send)
 
-    def _too_large(self) -> bytes:
-        return _envelope(413, "too_large", f"request body over {self.limit} bytes")
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body over {self.limit} bytes"
+        await self._refuse(scope, receive, send, 413, "too_large", message)
+
+    async def _refuse(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+    ) -> None:
+        if self.speak is None:
+            await _answer(send, status, _envelope(status, code, message, field))
+        else:
+            await self.speak(status, f"{field}: {message}" if field else message)(
+                scope, receive, send
+            )
 
 
 async def read_body(receive: Receive, limit: int | None = None) -> bytes | None:

@@ -1,15 +1,20 @@
-"""Rows to JSON: times as RFC 3339 UTC, internal columns left out."""
+"""Rows to JSON: each wire shape (`gnomon.wire`) filled from a row by its field names, times as
+RFC 3339 UTC, internal columns left out."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 import orjson
 from starlette.responses import Response
+
+from gnomon import wire
 
 
 class JSON(Response):
@@ -65,165 +70,109 @@ def parse_time(value: str | None, field: str) -> float | None:
     return dt.timestamp()
 
 
-RUN_TIMES = (
-    "scheduled_for",
-    "not_before",
-    "lease_expires_at",
-    "created_at",
-    "claimed_at",
-    "started_at",
-    "finished_at",
-    "updated_at",
+Row = dict[str, Any]
+Presenter = Callable[[Row], dict[str, Any]]
+
+
+def shown(shape: type, **computed: Callable[[Row], Any]) -> Presenter:
+    """The function that fills `shape` from a row: a field takes the row's column of the same
+    name, an `Instant` formatted by `iso`, an old name the value of its new one; `computed`
+    gives the fields that are not simply a column (each a function of the row)."""
+    names = tuple(wire.fields(shape))
+    if unknown := set(computed) - set(names):
+        raise TypeError(f"{shape.__name__} has no field {sorted(unknown)}")
+    old = wire.old_names(shape)
+    times = tuple(k for k in wire.times(shape) if k not in computed)
+
+    if not computed and not old:
+        # The common case, and the hot one (a run, an event): copy, then format the times.
+        def fill(row: Row) -> dict[str, Any]:
+            out = {k: row[k] for k in names}
+            for k in times:
+                v = out[k]
+                if v is not None:
+                    out[k] = iso(v)
+            return out
+
+        return fill
+
+    steps: list[tuple[str, Callable[[Row], Any] | None, str]] = []
+    for name in names:
+        if name in computed:
+            steps.append((name, computed[name], ""))
+        elif name in old:
+            steps.append((name, None, old[name]))
+        elif name in times:
+            steps.append((name, lambda row, k=name: iso(row[k]), ""))
+        else:
+            steps.append((name, itemgetter(name), ""))
+
+    def fill_steps(row: Row) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, get, same in steps:
+            out[name] = out[same] if get is None else get(row)
+        return out
+
+    return fill_steps
+
+
+run = shown(wire.Run)
+"""A run as the API shows it (hot: one per submission)."""
+
+claimed_run = shown(wire.ClaimedRun)
+
+event = shown(wire.Event)
+
+fire = shown(wire.Fire)
+
+job = shown(
+    wire.Job,
+    app_id=lambda row: row.get("app_id"),
+    labels=lambda row: row.get("labels") or {},
+    executor_options=lambda row: row.get("executor_options") or {},
 )
 
-
-_RUN_TIMES = frozenset(RUN_TIMES)
-_RUN_HIDDEN = frozenset(("output", "action", "retry", "job_name"))
+app = shown(wire.App)
 
 
-def run(row: dict[str, Any]) -> dict[str, Any]:
-    """A run as the API shows it (hot: one pass over the row)."""
-    return {
-        k: iso(v) if v is not None and k in _RUN_TIMES else v
-        for k, v in row.items()
-        if k not in _RUN_HIDDEN
-    }
+def _trigger(kind: str) -> Callable[[Row], Any]:
+    """A schedule's `expr` under the name of its kind (the other two are null)."""
+    if kind == "cron":
+        return lambda row: row["expr"] if row["kind"] == "cron" else None
+    if kind == "every":
+        return lambda row: f"{row['expr']}s" if row["kind"] == "every" else None
+    return lambda row: (
+        iso(datetime.fromisoformat(row["expr"]).timestamp()) if row["kind"] == "at" else None
+    )
 
 
-def job(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "space": row["space"],
-        "name": row["name"],
-        "action": row["action"],
-        "executor": row["executor"],
-        "timeout_s": row["timeout_s"],
-        "retry": row["retry"],
-        "concurrency": row["concurrency"],
-        "params": row["params"],
-        "app": row.get("app_id"),
-        "labels": row.get("labels") or {},
-        "executor_options": row.get("executor_options") or {},
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
-    }
+schedule = shown(wire.Schedule, cron=_trigger("cron"), every=_trigger("every"), at=_trigger("at"))
+
+token = shown(
+    wire.Token,
+    roles=lambda row: row.get("roles", {}),
+    revoked_at=lambda row: iso(row.get("revoked_at")),
+)
+
+space = shown(
+    wire.Space,
+    guid=lambda row: row.get("guid"),
+    members=lambda row: row.get("members", []),
+)
+
+reservation = shown(wire.Reservation)
+
+agent = shown(wire.Agent, id=itemgetter("agent_id"))
+
+site = shown(
+    wire.Site,
+    agents=lambda row: [agent(a) for a in row["agents"]],
+    key_set=lambda row: row.get("key_set", False),
+    reservation=lambda row: reservation(row["reservation"]) if row.get("reservation") else None,
+)
+
+site_key = shown(wire.SiteKey)
 
 
-def app(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "guid": row["id"],
-        "space": row["space"],
-        "name": row["name"],
-        "cwd": row["cwd"],
-        "env": row["env"],
-        "executor": row["executor"],
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
-    }
-
-
-def schedule(row: dict[str, Any]) -> dict[str, Any]:
-    kind, expr = row["kind"], row["expr"]
-    return {
-        "id": row["id"],
-        "job_id": row["job_id"],
-        "space": row["space"],
-        "kind": kind,
-        "cron": expr if kind == "cron" else None,
-        "every": f"{expr}s" if kind == "every" else None,
-        "at": iso(datetime.fromisoformat(expr).timestamp()) if kind == "at" else None,
-        "timezone": row["timezone"],
-        "enabled": row["enabled"],
-        "overlap": row["overlap"],
-        "catchup_window_s": row["catchup_window_s"],
-        "catchup": row["catchup"],
-        "jitter_s": row["jitter_s"],
-        "params": row["params"],
-        "next_fire_at": iso(row["next_fire_at"]),
-        "last_fire_at": iso(row["last_fire_at"]),
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
-    }
-
-
-def fire(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "fire_at": iso(row["fire_at"]),
-        "until_at": iso(row["until_at"]),
-        "count": row["count"],
-        "status": row["status"],
-        "recorded_at": iso(row["recorded_at"]),
-    }
-
-
-def event(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "at": iso(row["at"])}
-
-
-def token(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "admin": row["admin"],
-        "roles": row.get("roles", {}),
-        "created_at": iso(row["created_at"]),
-        "revoked_at": iso(row.get("revoked_at")),
-    }
-
-
-def space(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": row["name"],
-        "guid": row.get("guid"),
-        "timezone": row["timezone"],
-        "created_at": iso(row["created_at"]),
-        "members": row.get("members", []),
-    }
-
-
-def page(items: list[dict[str, Any]], next_cursor: str | None, fn: Any) -> dict[str, Any]:
+def page(items: list[Row], next_cursor: str | None, fn: Presenter) -> dict[str, Any]:
     return {"items": [fn(i) for i in items], "next_cursor": next_cursor}
-
-
-def claimed_run(row: dict[str, Any]) -> dict[str, Any]:
-    return {**run(row), "job_name": row["job_name"], "action": row["action"]}
-
-
-def reservation(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "space": row["space"],
-        "site": row["site"],
-        "owner": row["owner"],
-        "owner_name": row["owner_name"],
-        "start": iso(row["start_at"]),
-        "end": iso(row["end_at"]),
-        "note": row["note"],
-        "created_at": iso(row["created_at"]),
-    }
-
-
-def site(row: dict[str, Any]) -> dict[str, Any]:
-    held = row.get("reservation")
-    return {
-        "site": row["site"],
-        "queued": row["queued"],
-        "claimed": row["claimed"],
-        "running": row["running"],
-        "last_contact_at": iso(row["last_contact_at"]),
-        "agents": [
-            {
-                "id": a["agent_id"],
-                "first_seen_at": iso(a["first_seen_at"]),
-                "last_contact_at": iso(a["last_contact_at"]),
-                "claimed": a["claimed"],
-            }
-            for a in row["agents"]
-        ],
-        "key_set": row.get("key_set", False),
-        "reservation": reservation(held) if held else None,
-    }
-
-
-def site_key(row: dict[str, Any]) -> dict[str, Any]:
-    return {"site": row["site"], "key": row["key"], "created_at": iso(row["created_at"])}

@@ -1,203 +1,101 @@
-"""Response shapes, for the OpenAPI document (handlers return ready JSON; see present.py)."""
+"""Response models for the OpenAPI document, built from the wire contract (`gnomon.wire`).
+
+Handlers return ready JSON (see present.py); these models only describe it. Each is made from
+the TypedDict of the same name: the same fields in the same order, a few given a richer type
+(`RICHER`) so the document shows their structure, wire shapes nested inside replaced by their
+models, old names marked deprecated.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from types import UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field, create_model
 
+from gnomon import wire
 from gnomon.domain import Action, ConcurrencyPolicy, RetryPolicy
 
+# Fields whose wire type is a plain dict but whose structure the document should show.
+RICHER: dict[str, dict[str, Any]] = {
+    "Job": {"action": Action, "retry": RetryPolicy, "concurrency": ConcurrencyPolicy},
+}
 
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: Any = None
+# What an `Instant` is in the document.
+INSTANT = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
 
-
-class Error(BaseModel):
-    error: ErrorBody
-
-
-class Job(BaseModel):
-    id: str
-    space: str
-    name: str
-    action: Action
-    executor: str
-    timeout_s: float | None
-    retry: RetryPolicy
-    concurrency: ConcurrencyPolicy
-    params: dict[str, Any]
-    app: str | None
-    labels: dict[str, Any]
-    executor_options: dict[str, Any] = {}
-    created_at: str
-    updated_at: str
+MODELS: dict[type, type[BaseModel]] = {}
+"""Wire TypedDict → its response model."""
 
 
-class App(BaseModel):
-    guid: str
-    space: str
-    name: str
-    cwd: str | None
-    env: dict[str, str]
-    executor: str
-    created_at: str
-    updated_at: str
+def _swap(tp: Any) -> Any:
+    """`tp` with every wire shape in it replaced by its model (they are built in order) and
+    every `Instant` by a string of format date-time."""
+    if tp is wire.Instant:
+        return INSTANT
+    if tp in MODELS:
+        return MODELS[tp]
+    args = get_args(tp)
+    if not args:
+        return tp
+    swapped = tuple(_swap(a) for a in args)
+    origin = get_origin(tp)
+    if origin in (Union, UnionType):
+        return Union[swapped]  # noqa: UP007 - built from a tuple
+    return origin[swapped]
 
 
-class Run(BaseModel):
-    id: str
-    job_id: str
-    space: str
-    executor: str
-    schedule_id: str | None
-    scheduled_for: str | None
-    state: str
-    status: str | None
-    eta_s: float | None
-    attempt: int
-    max_attempts: int
-    params: dict[str, Any]
-    timeout_s: float | None
-    not_before: str
-    exit_code: int | None
-    message: str | None
-    external_id: str | None
-    output_size: int
-    worker_id: str | None
-    lease_expires_at: str | None
-    cancel_requested: bool
-    created_at: str
-    claimed_at: str | None
-    started_at: str | None
-    finished_at: str | None
-    updated_at: str
+def model_of(shape: type) -> type[BaseModel]:
+    """The response model of one wire shape (a shape built on another lists all its fields)."""
+    richer = RICHER.get(shape.__name__, {})
+    old = wire.old_names(shape)
+    defs: dict[str, Any] = {}
+    for name, tp in wire.fields(shape).items():
+        if get_origin(tp) is Annotated:
+            tp = tp.__origin__
+        info = (
+            Field(deprecated=True, description=f"The old name of `{old[name]}`.")
+            if name in old
+            else Field()
+        )
+        defs[name] = (richer.get(name, _swap(tp)), info)
+    return create_model(  # type: ignore[call-overload,no-any-return]
+        shape.__name__, __doc__=shape.__doc__, __module__=__name__, **defs
+    )
 
 
-class Schedule(BaseModel):
-    id: str
-    job_id: str
-    space: str
-    kind: str
-    cron: str | None
-    every: str | None
-    at: str | None
-    timezone: str
-    enabled: bool
-    overlap: str
-    catchup_window_s: int
-    catchup: str
-    jitter_s: float
-    params: dict[str, Any]
-    next_fire_at: str | None
-    last_fire_at: str | None
-    created_at: str
-    updated_at: str
+for _shape in wire.SHAPES:
+    MODELS[_shape] = model_of(_shape)
 
-
-class Event(BaseModel):
-    id: int
-    run_id: str
-    job_id: str
-    space: str
-    executor: str
-    attempt: int
-    state: str
-    status: str | None
-    at: str
-
-
-class Fire(BaseModel):
-    fire_at: str
-    until_at: str
-    count: int
-    status: str
-    recorded_at: str
-
-
-class Member(BaseModel):
-    token_id: str
-    name: str
-    role: str
-
-
-class Space(BaseModel):
-    name: str
-    guid: str | None
-    timezone: str
-    created_at: str
-    members: list[Member]
-
-
-class Token(BaseModel):
-    id: str
-    name: str
-    admin: bool
-    roles: dict[str, str]
-    created_at: str
-    revoked_at: str | None
-
-
-class NewToken(Token):
-    token: str
-
-
-class JobPage(BaseModel):
-    items: list[Job]
-    next_cursor: str | None
-
-
-class AppPage(BaseModel):
-    items: list[App]
-    next_cursor: str | None
-
-
-class RunPage(BaseModel):
-    items: list[Run]
-    next_cursor: str | None
-
-
-class SchedulePage(BaseModel):
-    items: list[Schedule]
-    next_cursor: str | None
-
-
-class Events(BaseModel):
-    items: list[Event]
-
-
-class Fires(BaseModel):
-    items: list[Fire]
-
-
-class Spaces(BaseModel):
-    items: list[Space]
-
-
-class Tokens(BaseModel):
-    items: list[Token]
-
-
-class RunIds(BaseModel):
-    ids: list[str]
-
-
-class Backfill(BaseModel):
-    schedule_id: str
-    slots: int
-    times: list[str]
-    created: int
-    existing: int
-    runs: list[str]
-
-
-class NextTimes(BaseModel):
-    schedule_id: str
-    timezone: str
-    times: list[str]
-
+Error = MODELS[wire.Error]
+Job = MODELS[wire.Job]
+App = MODELS[wire.App]
+Run = MODELS[wire.Run]
+Schedule = MODELS[wire.Schedule]
+Event = MODELS[wire.Event]
+Fire = MODELS[wire.Fire]
+Space = MODELS[wire.Space]
+Token = MODELS[wire.Token]
+NewToken = MODELS[wire.NewToken]
+JobPage = MODELS[wire.JobPage]
+AppPage = MODELS[wire.AppPage]
+RunPage = MODELS[wire.RunPage]
+SchedulePage = MODELS[wire.SchedulePage]
+Events = MODELS[wire.Events]
+Fires = MODELS[wire.Fires]
+Spaces = MODELS[wire.Spaces]
+Tokens = MODELS[wire.Tokens]
+RunIds = MODELS[wire.RunIds]
+Backfill = MODELS[wire.Backfill]
+NextTimes = MODELS[wire.NextTimes]
+ClaimedRun = MODELS[wire.ClaimedRun]
+Claimed = MODELS[wire.Claimed]
+Heartbeat = MODELS[wire.Heartbeat]
+Reservation = MODELS[wire.Reservation]
+Reservations = MODELS[wire.Reservations]
+Site = MODELS[wire.Site]
+SiteKey = MODELS[wire.SiteKey]
+Sites = MODELS[wire.Sites]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": Error, "description": text}
@@ -211,69 +109,3 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (422, "Invalid input; the message names the field"),
     )
 }
-
-
-# --- sites ----------------------------------------------------------------------------------
-
-
-class ClaimedRun(Run):
-    """A run as an agent gets it: with its job's name and action."""
-
-    job_name: str
-    action: dict[str, Any]
-
-
-class Claimed(BaseModel):
-    runs: list[ClaimedRun]
-
-
-class Heartbeat(BaseModel):
-    agent: str
-    cancel: list[str]
-    lease_expires_at: str
-
-
-class Agent(BaseModel):
-    id: str
-    first_seen_at: str
-    last_contact_at: str
-    claimed: int
-
-
-class Reservation(BaseModel):
-    """Another space's reservation shows only its window: space, owner and note are null."""
-
-    id: str
-    space: str | None
-    site: str
-    owner: str | None
-    owner_name: str | None
-    start: str
-    end: str
-    note: str | None
-    created_at: str
-
-
-class Reservations(BaseModel):
-    items: list[Reservation]
-
-
-class Site(BaseModel):
-    site: str
-    queued: int
-    claimed: int
-    running: int
-    last_contact_at: str | None
-    agents: list[Agent]
-    key_set: bool = False
-    reservation: Reservation | None = None
-
-
-class SiteKey(BaseModel):
-    site: str
-    key: str
-    created_at: str
-
-
-class Sites(BaseModel):
-    items: list[Site]

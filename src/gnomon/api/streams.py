@@ -12,6 +12,7 @@ from sse_starlette.sse import SendTimeoutError
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from gnomon.api.deps import bearer
 from gnomon.domain import Principal
 from gnomon.errors import Unauthorized
 from gnomon.service import Service
@@ -76,5 +77,4 @@ def caller_check(svc: Service, request: Request, who: Principal, ticket: bool) -
     """The check for a stream opened with a ticket, else with the Authorization header."""
     if ticket:
         return token_check(svc, who)
-    secret = request.headers.get("authorization", "").partition(" ")[2]
-    return bearer_check(svc, secret.strip(), who)
+    return bearer_check(svc, bearer(request.headers.get("authorization")) or "", who)

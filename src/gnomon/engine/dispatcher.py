@@ -19,9 +19,11 @@ import structlog
 from ulid import ULID
 
 from gnomon.abc import Attempt, Executor, Outcome, OutputSink
-from gnomon.domain import RunState, clip_output, retry_policy
-from gnomon.service import Service
-from gnomon.service.runs import HELD, settle
+from gnomon.config import Settings
+from gnomon.domain import RunChange, clip_output, retry_policy, settle
+from gnomon.service.execution import Execution
+from gnomon.service.signals import Signals
+from gnomon.vocabulary import HELD_STATES, RunState
 
 log = structlog.get_logger(__name__)
 
@@ -50,21 +52,27 @@ class TailBuffer(OutputSink):
 
 
 class Dispatcher:
-    def __init__(self, svc: Service, executors: Sequence[Executor]):
-        self.svc = svc
-        self.settings = svc.settings
+    def __init__(
+        self,
+        execution: Execution,
+        settings: Settings,
+        signals: Signals,
+        executors: Sequence[Executor],
+    ):
+        self.execution = execution
+        self.settings = settings
         self.executors = {e.name: e for e in executors}
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{ULID()}"
         self.inflight: dict[str, tuple[Attempt, TailBuffer]] = {}
-        self._changes: dict[str, dict[str, Any]] = {}
+        self._changes: dict[str, RunChange] = {}
         self._flush_wake = asyncio.Event()
         self._flush_lock = asyncio.Lock()  # held while a batch of changes is being written
         self._room = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._work: set[asyncio.Task[Any]] = set()
         self._stopping = False
-        svc.cancel_hooks.append(self._cancel_local)
-        self._queued = svc.signals.runs_queued.subscribe(self.executors)
+        execution.cancel_hooks.append(self._cancel_local)
+        self._queued = signals.runs_queued.subscribe(self.executors)
 
     def start(self) -> None:
         for loop in (self._claim_loop, self._flush_loop, self._heartbeat_loop, self._output_loop):
@@ -112,7 +120,7 @@ class Dispatcher:
                 await self._room.wait()
                 continue
             try:
-                claimed, due = await self.svc.runs.claim(names, lanes, self.worker_id)
+                claimed, due = await self.execution.claim(names, lanes, self.worker_id)
             except Exception:
                 log.exception("claim failed")
                 await asyncio.sleep(1)
@@ -140,14 +148,9 @@ class Dispatcher:
         )
         self.inflight[run["id"]] = (attempt, tail)
         now = time.time()
-        self._changes[run["id"]] = {
-            "id": run["id"],
-            "state": RunState.running.value,
-            "started_at": now,
-            "updated_at": now,
-            "while_attempt": run["attempt"],
-            "_states": [(RunState.running.value, run["attempt"])],
-        }
+        self._changes[run["id"]] = RunChange(
+            run["id"], now, (RunState.running,), {"started_at": now}, run["attempt"]
+        )
         self._flush_wake.set()
         outcome = self.executors[run["executor"]].immediate(attempt)
         if outcome is not None:  # nothing to wait for (a no-op): settle it now
@@ -173,7 +176,7 @@ class Dispatcher:
         self.inflight.pop(run["id"], None)
         self._room.set()
         now = time.time()
-        change = settle(
+        change = settle(  # at its attempt: an attempt settles once, and only itself
             run,
             outcome.state,
             retry_policy(run["retry"]),
@@ -183,15 +186,9 @@ class Dispatcher:
             output=tail.text(),
             output_size=tail.total,
         )
-        change["while_attempt"] = run["attempt"]  # an attempt settles once, and only itself
-        states = change.pop("_states", [(change["state"], run["attempt"])])
         started = self._changes.pop(run["id"], None)
         if started is not None:  # its start or notes not written yet: write them with the end
-            for key in ("started_at", *NOTE_FIELDS):
-                if key in started:
-                    change.setdefault(key, started[key])
-            states = started.get("_states", []) + states
-        change["_states"] = states
+            change = started.then(change)
         self._changes[run["id"]] = change
         self._flush_wake.set()
 
@@ -200,9 +197,10 @@ class Dispatcher:
         if run_id not in self.inflight:
             return
         attempt = self.inflight[run_id][0].run["attempt"]
-        change = self._changes.setdefault(run_id, {"id": run_id, "while_attempt": attempt})
-        change.update({k: v for k, v in fields.items() if k in NOTE_FIELDS})
-        change["updated_at"] = time.time()
+        noted = {k: v for k, v in fields.items() if k in NOTE_FIELDS}
+        change = RunChange(run_id, time.time(), (), noted, attempt, within=HELD_STATES)
+        earlier = self._changes.get(run_id)
+        self._changes[run_id] = change if earlier is None else earlier.then(change)
         self._flush_wake.set()
 
     # --- writing back ---------------------------------------------------------------------
@@ -225,9 +223,7 @@ class Dispatcher:
             if not changes:
                 return
             try:
-                await self.svc.runs.apply(
-                    list(changes.values()), from_states=HELD, worker_id=self.worker_id
-                )
+                await self.execution.apply(list(changes.values()), worker_id=self.worker_id)
             except Exception:
                 for run_id, change in changes.items():  # keep them for the next try
                     self._changes.setdefault(run_id, change)
@@ -242,7 +238,7 @@ class Dispatcher:
                     tail.dirty = False
                     tails.append({"id": run_id, "output": tail.text(), "output_size": tail.total})
             try:
-                await self.svc.runs.write_output(tails)
+                await self.execution.write_output(tails)
             except Exception:
                 log.exception("output flush failed")
 
@@ -252,7 +248,7 @@ class Dispatcher:
             if not self.inflight:
                 continue
             try:
-                for run_id in await self.svc.runs.heartbeat(self.worker_id):
+                for run_id in await self.execution.heartbeat(self.worker_id):
                     self._cancel_local(run_id)
             except Exception:
                 log.exception("heartbeat failed")

@@ -43,7 +43,7 @@ class Scheduler:
                 now = time.time()
                 if now - last_reap >= reap_every:
                     last_reap = now
-                    await self.svc.runs.reap_expired()
+                    await self.svc.execution.reap_expired()
                     await self.svc.stats.fold(now)  # leaves a summary few deltas to sum
                 now = time.time()
                 delay = settings.scheduler_max_sleep_s

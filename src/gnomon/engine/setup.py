@@ -17,12 +17,12 @@ def remote_executors(svc: Service) -> list[Executor]:
 
         found.append(SlurmExecutor(settings))
     if settings.celery_broker_url:
-        from gnomon.engine.executors.celery import CeleryExecutor
+        from gnomon.engine.executors.celery.executor import CeleryExecutor
 
         found.append(CeleryExecutor(settings))
     return found
 
 
 def dispatchers(svc: Service) -> list[Dispatcher]:
-    local = Dispatcher(svc, [LocalExecutor(svc.settings)])
-    return [local, *(Dispatcher(svc, [e]) for e in remote_executors(svc))]
+    executors = [[LocalExecutor(svc.settings)], *([e] for e in remote_executors(svc))]
+    return [Dispatcher(svc.execution, svc.settings, svc.signals, e) for e in executors]

@@ -78,7 +78,10 @@ class Constraints:
 
 
 @dataclass(frozen=True)
-class Outcome:
+class Draft:
+    """What a policy makes of a window: its blocks, their command script, and the constraints
+    the verifier then holds them to."""
+
     blocks: list[Block]
     commands: str
     constraints: Constraints
@@ -130,7 +133,7 @@ class Policy(ABC):
         return kept, sorted(dropped)
 
     @abstractmethod
-    def generate(self, t0: float, t1: float, config: Any, ctx: Context) -> Outcome:
+    def generate(self, t0: float, t1: float, config: Any, ctx: Context) -> Draft:
         """Blocks (ordered by start, non-overlapping, about [t0, t1]) and the command script;
         the verifier reports what strays outside the constraints."""
 

@@ -1,4 +1,5 @@
-"""Tokens, spaces and roles: who may do what, where."""
+"""Tokens, spaces and roles: who may do what, where — for the native routes and the faces
+alike (a face or a route asks here; it decides nothing itself)."""
 
 from __future__ import annotations
 
@@ -9,22 +10,22 @@ import os
 import secrets
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 import structlog
 
+from gnomon.config import Settings
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from gnomon.ids import new_id
 from gnomon.service.cache import TtlCache
 from gnomon.service.jwt_auth import ExternalJwt, expiry, looks_like_jwt
-from gnomon.specs import SpaceSpec, TokenSpec
+from gnomon.specs import ScheduleSpec, SpaceSpec, TokenSpec
 from gnomon.store import access as store
-
-if TYPE_CHECKING:
-    from gnomon.service import Service
+from gnomon.store.db import Database
 
 log = structlog.get_logger(__name__)
 
@@ -54,13 +55,45 @@ def require_admin(principal: Principal) -> None:
         raise Forbidden("this needs an admin token")
 
 
+# --- streams: what a caller may follow ------------------------------------------------------
+
+
+def stream_holder(who: Principal) -> Principal | None:
+    """Whose open streams a stream of `who` counts against, and whose token is checked while
+    it lasts: the token's holder; None for a site's own software on a face (it holds no
+    token: counted by its address, nothing to revoke)."""
+    return None if who.site is not None else who
+
+
+# --- faces: who an open face acts as, and what it reaches -----------------------------------
+
+
+def open_face(face: str, space: str) -> Principal:
+    """Who a face that asks for no token acts as: a developer in its own space, no more."""
+    return Principal(token_id=f"face:{face}", name=face, roles={space: Role.developer})
+
+
+class _Exposed(Protocol):
+    faces: Any
+
+
+T = TypeVar("T", bound=_Exposed)
+
+
+def face_template(templates: Mapping[str, T], face: str, name: str) -> T | None:
+    """The template `name` when it lists `face` among its faces; a face reaches no other."""
+    template = templates.get(name)
+    return template if template is not None and face in template.faces else None
+
+
 class Access:
-    def __init__(self, svc: Service):
-        self.svc = svc
-        self._cache: TtlCache[str, Principal | None] = TtlCache(svc.settings.token_cache_s)
-        self._by_id: TtlCache[str, Principal | None] = TtlCache(svc.settings.token_cache_s)
+    def __init__(self, db: Database, settings: Settings):
+        self.db = db
+        self.settings = settings
+        self._cache: TtlCache[str, Principal | None] = TtlCache(settings.token_cache_s)
+        self._by_id: TtlCache[str, Principal | None] = TtlCache(settings.token_cache_s)
         self._ticket_key: bytes | None = None
-        self.jwt = ExternalJwt(svc.settings)
+        self.jwt = ExternalJwt(settings)
 
     async def bootstrap(self, data_dir: Path) -> Path | None:
         """On an empty database: create the default space and an admin token.
@@ -69,7 +102,7 @@ class Access:
         ticket key is made here too, when there is none yet.
         """
         self.ticket_key()
-        if self.svc.settings.secret_key is None and not self.svc.settings.is_sqlite:
+        if self.settings.secret_key is None and not self.settings.is_sqlite:
             log.info(
                 "access.key_file",
                 note="event-stream tickets are signed with this server's key file; servers "
@@ -77,7 +110,7 @@ class Access:
                 "GNOMON_SECRET_KEY (or the same key file)",
             )
         now = time.time()
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             await store.ensure_space(conn, DEFAULT_SPACE, now)
             if await store.count_tokens(conn):
                 return None
@@ -113,8 +146,8 @@ class Access:
         """Who a bearer secret stands for (None: nobody), and until when that may be cached."""
         if self.jwt.enabled and looks_like_jwt(secret):
             who, exp = self.jwt.verify(secret)  # Unauthorized when it does not verify
-            return who, expiry(time.monotonic(), exp, self.svc.settings.token_cache_s)
-        async with self.svc.db.read() as conn:
+            return who, expiry(time.monotonic(), exp, self.settings.token_cache_s)
+        async with self.db.read() as conn:
             row = await store.token_by_hash(conn, digest(secret))
         if row is None:
             return None, None
@@ -135,7 +168,7 @@ class Access:
         return await self._by_id.get(token_id, lambda: self._load_by_id(token_id))
 
     async def _load_by_id(self, token_id: str) -> tuple[Principal | None, float | None]:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             row = await store.get_token(conn, token_id)
         if row is None or row["revoked_at"] is not None:
             return None, None
@@ -159,7 +192,7 @@ class Access:
             "admin": spec.admin,
             "created_at": now,
         }
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             for space in spec.roles:
                 if await store.get_space(conn, space) is None:
                     raise NotFound(f"space '{space}' not found")
@@ -174,11 +207,11 @@ class Access:
         managed = None if who.admin else [s for s, r in who.roles.items() if r == Role.manager]
         if managed == []:
             raise Forbidden("listing tokens needs the manager role in a space, or admin")
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return await store.list_tokens(conn, managed)
 
     async def revoke_token(self, who: Principal, token_id: str) -> None:
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             token = await store.get_token(conn, token_id)
             if token is None:
                 raise NotFound(f"token '{token_id}' not found")
@@ -202,7 +235,7 @@ class Access:
             "guid": str(spec.guid or uuid.uuid4()),
         }
         try:
-            async with self.svc.db.write() as conn:
+            async with self.db.write() as conn:
                 if not await store.insert_space(conn, row):
                     raise Conflict(f"space '{spec.name}' already exists")
         except sa.exc.IntegrityError as exc:
@@ -210,7 +243,7 @@ class Access:
         return {**row, "members": []}
 
     async def list_spaces(self, who: Principal) -> list[dict[str, Any]]:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             items = await store.list_spaces(conn, who.visible_spaces())
             members = await store.list_members(conn, [s["name"] for s in items])
         by_space: dict[str, list[dict[str, Any]]] = {s["name"]: [] for s in items}
@@ -222,7 +255,7 @@ class Access:
 
     async def get_space(self, who: Principal, name: str) -> dict[str, Any]:
         require(who, name, Role.viewer)
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             space = await store.get_space(conn, name)
             if space is None:
                 raise NotFound(f"space '{name}' not found")
@@ -240,7 +273,7 @@ class Access:
         manager of the token's spaces can still revoke it); an admin token is an admin's to
         place. An admin may place any token."""
         require(who, space, Role.manager)
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             if await store.get_space(conn, space) is None:
                 raise NotFound(f"space '{space}' not found")
             token = await store.get_token(conn, token_id)
@@ -259,27 +292,36 @@ class Access:
 
     async def remove_member(self, who: Principal, space: str, token_id: str) -> None:
         require(who, space, Role.manager)
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             if not await store.delete_member(conn, space, token_id):
                 raise NotFound(f"token '{token_id}' is not a member of space '{space}'")
         self.forget()
 
     async def space_by_guid(self, guid: str) -> dict[str, Any] | None:
         """A space by its guid (any caller: a guid alone reveals nothing)."""
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return await store.space_by_guid(conn, guid)
 
     async def space(self, name: str) -> dict[str, Any] | None:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return await store.get_space(conn, name)
 
     async def spaces(self, names: list[str]) -> dict[str, dict[str, Any]]:
         """Spaces by name, for presenting rows already read."""
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return {s["name"]: s for s in await store.list_spaces(conn, sorted(set(names)))}
 
+    async def zone(self, space: str, spec: ScheduleSpec) -> str:
+        """The time zone a schedule's times mean: the one its spec gives, else its space's
+        (the zone the space's cron expressions mean; UTC unless the space was given another).
+        Every face's schedules follow this one rule."""
+        if "timezone" in spec.model_fields_set:
+            return spec.timezone
+        row = await self.space(space)
+        return row["timezone"] if row and row.get("timezone") else "UTC"
+
     async def space_exists(self, name: str) -> bool:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return await store.get_space(conn, name) is not None
 
     # --- event-stream tickets -------------------------------------------------------------
@@ -288,18 +330,18 @@ class Access:
         """The key that signs event-stream tickets: GNOMON_SECRET_KEY, else the data
         directory's key file (made at first use). Nothing in the database can forge one."""
         if self._ticket_key is None:
-            configured = self.svc.settings.secret_key
+            configured = self.settings.secret_key
             if configured is not None:
                 self._ticket_key = configured.get_secret_value().encode()
             else:
-                self._ticket_key = load_key(self.svc.settings.data_dir / KEY_FILE)
+                self._ticket_key = load_key(self.settings.data_dir / KEY_FILE)
         return self._ticket_key
 
     async def issue_ticket(self, who: Principal) -> tuple[str, float]:
         """A short-lived ticket that opens GET /v1/events as `who`, for clients that cannot
         send headers (a browser's EventSource). Signed with the server's key (processes
         sharing the database must share it); revoking the token voids it."""
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             row = await store.get_token(conn, who.token_id)
         if row is None or row["revoked_at"] is not None:
             raise Unauthorized("unknown or revoked token")
@@ -317,7 +359,7 @@ class Access:
             raise Unauthorized("ticket expired; get a new one from POST /v1/events/ticket")
         if not hmac.compare_digest(ticket_mac(self.ticket_key(), token_id, int(expires)), mac):
             raise Unauthorized("invalid ticket")
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             row = await store.get_token(conn, token_id)
         if row is None or row["revoked_at"] is not None:
             raise Unauthorized("unknown or revoked token")

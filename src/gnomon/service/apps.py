@@ -1,4 +1,6 @@
-"""Apps: execution contexts (space, working directory, environment, executor) for jobs."""
+"""Apps: execution contexts (space, working directory, environment, executor) for jobs; the jobs
+bound to them, and those jobs' history (by numbered page, and the state each job takes from its
+latest run) — what the PCF face shows."""
 
 from __future__ import annotations
 
@@ -8,16 +10,20 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from gnomon.domain import Principal, Role, slurm_env_refused
+from gnomon.domain import Principal, Role, RunState, slurm_env_refused
 from gnomon.errors import Conflict, Invalid, NotFound
 from gnomon.service import reads, secrecy
 from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
 from gnomon.specs import AppSpec
 from gnomon.store import access as access_store
 from gnomon.store import apps as store
+from gnomon.store import history as history_store
+from gnomon.store import schedules as schedule_store
 
 if TYPE_CHECKING:
-    from gnomon.service import Service
+    from gnomon.store.db import Database
+
+HISTORY_PAGE_MAX = 5000
 
 
 def in_context(
@@ -60,8 +66,8 @@ def parse_guid(value: str) -> str | None:
 
 
 class Apps:
-    def __init__(self, svc: Service):
-        self.svc = svc
+    def __init__(self, db: Database):
+        self.db = db
 
     async def create(self, who: Principal, spec: AppSpec) -> dict[str, Any]:
         space = spec.space or DEFAULT_SPACE
@@ -80,7 +86,7 @@ class Apps:
             "deleted_at": None,
         }
         try:
-            async with self.svc.db.write() as conn:
+            async with self.db.write() as conn:
                 if await access_store.get_space(conn, space) is None:
                     raise NotFound(f"space '{space}' not found")
                 if await store.id_taken(conn, row["id"]):
@@ -96,7 +102,7 @@ class Apps:
         guid = parse_guid(app_id)
         app = None
         if guid is not None:
-            async with self.svc.db.read() as conn:
+            async with self.db.read() as conn:
                 app = await store.get(conn, guid)
         if app is None:
             raise NotFound(f"app '{app_id}' not found")
@@ -122,18 +128,18 @@ class Apps:
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
         items, next_cursor = await reads.listing(
-            self.svc, store.list_, who, space=space, cursor=cursor, limit=limit
+            self.db, store.list_, who, space=space, cursor=cursor, limit=limit
         )
         return [secrecy.app(who, a) for a in items], next_cursor
 
     async def by_ids(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         """Apps by id, deleted ones included; for presenting jobs already read."""
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return await store.by_ids(conn, sorted(set(ids)))
 
     async def delete(self, who: Principal, app_id: str) -> None:
         app = await self.get(who, app_id, Role.developer)
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             if n := await store.count_jobs(conn, app["id"]):
                 raise Conflict(f"app '{app['id']}' still has {n} job(s): delete them first")
             if not await store.soft_delete(conn, app["id"], time.time()):
@@ -151,7 +157,7 @@ class Apps:
         """A page of the jobs bound to apps (in `space`, or every space `who` may read) whose
         action is `action_type`, by name; and the total."""
         spaces = readable_spaces(who, space)
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             rows, total = await store.bound_jobs(
                 conn,
                 spaces=spaces,
@@ -160,3 +166,45 @@ class Apps:
                 limit=max(1, min(limit, reads.PAGE_MAX * 5)),
             )
         return secrecy.jobs(who, rows), total
+
+    # --- the history of an app's jobs: `job` as its caller read it (access checked) ---------
+
+    async def schedule_of(
+        self, who: Principal, job: dict[str, Any], schedule_id: str
+    ) -> dict[str, Any]:
+        """One of the job's live schedules; NotFound also when it belongs to another job."""
+        row = await reads.one(self.db, schedule_store.get, schedule_id, "schedule", who)
+        if row["job_id"] != job["id"]:
+            raise NotFound(f"schedule '{schedule_id}' not found for job '{job['id']}'")
+        return row
+
+    async def history(
+        self,
+        who: Principal,
+        job: dict[str, Any],
+        *,
+        schedule_id: str | None = None,
+        offset: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the job's runs (of one of its schedules, if given), in the order they
+        start; and how many there are in all. A schedule's run is not there before its slot
+        (runs are made a little ahead of it)."""
+        if schedule_id is not None:
+            await self.schedule_of(who, job, schedule_id)
+        async with self.db.read() as conn:
+            return await history_store.page(
+                conn,
+                job_id=job["id"],
+                schedule_id=schedule_id,
+                offset=max(0, offset),
+                limit=max(1, min(limit, HISTORY_PAGE_MAX)),
+                now=time.time(),
+            )
+
+    async def job_states(self, job_ids: list[str]) -> dict[str, RunState | None]:
+        """Each job's state: that of its latest run (a schedule's from its slot on), or None
+        when it never ran. Callers have read the jobs already (and checked access to them)."""
+        async with self.db.read() as conn:
+            latest = await history_store.latest(conn, job_ids, now=time.time())
+        return {j: RunState(latest[j]["state"]) if j in latest else None for j in job_ids}

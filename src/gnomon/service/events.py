@@ -26,11 +26,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from gnomon.domain import Principal
 from gnomon.errors import Busy
+from gnomon.service.access import readable_spaces
 from gnomon.store import events as store
+from gnomon.vocabulary import site_executor
 
 if TYPE_CHECKING:
-    from gnomon.service import Service
+    from gnomon.config import Settings
+    from gnomon.service.signals import Signals
+    from gnomon.store.db import Database
 
 T = TypeVar("T")
 BATCH = 500
@@ -80,14 +85,14 @@ class _Gap:
 class _Reader:
     """The log after `last`, in id order, none skipped (see _Gap)."""
 
-    def __init__(self, svc: Service, last: int):
-        self.svc = svc
+    def __init__(self, db: Database, last: int):
+        self.db = db
         self.last = last
         self.gap: _Gap | None = None
 
     async def batch(self) -> tuple[list[dict[str, Any]], bool]:
         """The next events that are final; and whether more may follow at once."""
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             final = await _gap_final(conn, self.gap)
             rows = await store.after(conn, self.last, spaces=None, limit=BATCH)
         out: list[dict[str, Any]] = []
@@ -172,14 +177,14 @@ class Feed:
         self._events._leave(self._sub)
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        sub, svc = self._sub, self._events.svc
+        sub, db = self._sub, self._events.db
         last = self.after
         reader: _Reader | None = None
         try:
             while not sub.ended:
                 if last < sub.start:  # the backlog before the hub's events
                     if reader is None or reader.last != last:
-                        reader = _Reader(svc, last)
+                        reader = _Reader(db, last)
                     rows, more = await detached(reader.batch())
                     for row in rows:
                         if sub.ended:
@@ -256,9 +261,9 @@ class StreamLimits:
 
 
 class Events:
-    def __init__(self, svc: Service):
-        self.svc = svc
-        settings = svc.settings
+    def __init__(self, db: Database, settings: Settings, signals: Signals):
+        self.db = db
+        self.signals = signals
         self.limits = StreamLimits(settings.events_streams_max, settings.events_streams_per_client)
         self._subs: set[_Sub] = set()
         self._head: int | None = None  # every event up to here was handed to the feeds
@@ -273,8 +278,30 @@ class Events:
         return await detached(self._read_last_id())
 
     async def _read_last_id(self) -> int:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return await store.last_id(conn)
+
+    async def open_for(
+        self,
+        who: Principal,
+        *,
+        space: str | None,
+        after: int | None,
+        job_id: str | None = None,
+        run_id: str | None = None,
+        site: str | None = None,
+        check: Check | None = None,
+    ) -> Feed:
+        """The run transitions `who` may read (of `space`, else of every space theirs; 403
+        for a space not theirs), filtered by job, run and site; see `open`."""
+        return await self.open(
+            spaces=readable_spaces(who, space),
+            after=after,
+            job_id=job_id,
+            run_id=run_id,
+            executor=site_executor(site) if site else None,
+            check=check,
+        )
 
     async def open(
         self,
@@ -350,7 +377,7 @@ class Events:
 
     async def _run(self, head: int) -> None:
         """The hub: read the log once for every feed of this process."""
-        reader = _Reader(self.svc, head)
+        reader = _Reader(self.db, head)
         idle_since: float | None = None
         while True:
             try:
@@ -372,7 +399,7 @@ class Events:
             elif time.monotonic() - idle_since >= LINGER_S:
                 self._head = self._task = None
                 return
-            await self.svc.signals.events.wait(reader.pause_s)
+            await self.signals.events.wait(reader.pause_s)
 
     async def close(self) -> None:
         tasks = [t for t in (self._task, self._checker) if t is not None]

@@ -16,14 +16,17 @@ from gnomon.service import reads, secrecy
 from gnomon.service.access import DEFAULT_SPACE, require
 from gnomon.service.apps import check_slurm_env, in_context
 from gnomon.service.cache import TtlCache
+from gnomon.service.execution import Execution
 from gnomon.service.executors import require_enabled
+from gnomon.service.signals import Signals
 from gnomon.specs import JobPatch, JobSpec
 from gnomon.store import access as access_store
 from gnomon.store import jobs as store
 from gnomon.store import schedules as schedule_store
+from gnomon.store.db import Database
 
 if TYPE_CHECKING:
-    from gnomon.service import Service
+    from gnomon.service.apps import Apps
 
 
 def executor_options(executor: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -49,23 +52,34 @@ def check_permits(settings: Settings, space: str, executor: str, action: dict[st
 
 
 class Jobs:
-    def __init__(self, svc: Service):
-        self.svc = svc
-        self._cache: TtlCache[str, dict[str, Any]] = TtlCache(svc.settings.token_cache_s)
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        signals: Signals,
+        apps: Apps,
+        execution: Execution,
+    ):
+        self.db = db
+        self.settings = settings
+        self.signals = signals
+        self.apps = apps
+        self.execution = execution
+        self._cache: TtlCache[str, dict[str, Any]] = TtlCache(settings.token_cache_s)
 
     async def create(self, who: Principal, spec: JobSpec) -> dict[str, Any]:
         space = spec.space or DEFAULT_SPACE
         action, executor, app_id = spec.action.model_dump(mode="json"), spec.executor, None
         if spec.app is not None:
-            app = await self.svc.apps.context(who, spec.app, spec.space)
+            app = await self.apps.context(who, spec.app, spec.space)
             space, app_id = app["space"], app["id"]
             action, executor = in_context(
                 app, action, executor, "executor" in spec.model_fields_set
             )
         require(who, space, Role.developer)
-        require_enabled(self.svc.settings, executor)
+        require_enabled(self.settings, executor)
         check_slurm_env(executor, action)
-        check_permits(self.svc.settings, space, executor, action)
+        check_permits(self.settings, space, executor, action)
         now = time.time()
         row = {
             "id": new_id(),
@@ -84,7 +98,7 @@ class Jobs:
             "labels": spec.labels,
             "executor_options": executor_options(executor, spec.executor_options),
         }
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             if await access_store.get_space(conn, space) is None:
                 raise NotFound(f"space '{space}' not found")
             if await store.get_by_name(conn, space, spec.name, app_id):
@@ -97,7 +111,7 @@ class Jobs:
         return row
 
     async def get(self, who: Principal, job_id: str, role: Role = Role.viewer) -> dict[str, Any]:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             job = await store.get(conn, job_id)
         if job is None:
             raise NotFound(f"job '{job_id}' not found")
@@ -111,7 +125,7 @@ class Jobs:
         return job
 
     async def _load(self, job_id: str) -> tuple[dict[str, Any], None]:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             job = await store.get(conn, job_id)
         if job is None:
             raise NotFound(f"job '{job_id}' not found")
@@ -119,7 +133,7 @@ class Jobs:
 
     async def find(self, who: Principal, ref: str, space: str | None = None) -> dict[str, Any]:
         """A job by id, or by name within a space."""
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             job = await store.get(conn, ref)
             if job is None:
                 job = await store.get_by_name(conn, space or DEFAULT_SPACE, ref)
@@ -140,7 +154,7 @@ class Jobs:
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
         items, next_cursor = await reads.listing(
-            self.svc,
+            self.db,
             store.list_,
             who,
             space=space,
@@ -160,10 +174,10 @@ class Jobs:
                 continue
             values[key] = value
         if "action" in values and job["app_id"]:
-            app = (await self.svc.apps.by_ids([job["app_id"]]))[job["app_id"]]
+            app = (await self.apps.by_ids([job["app_id"]]))[job["app_id"]]
             values["action"] = in_context(app, values["action"], job["executor"], True)[0]
         if "executor" in values:
-            require_enabled(self.svc.settings, values["executor"])
+            require_enabled(self.settings, values["executor"])
         if "executor" in values or "executor_options" in values:
             values["executor_options"] = executor_options(
                 values.get("executor", job["executor"]),
@@ -174,13 +188,13 @@ class Jobs:
         )
         if "action" in values or "executor" in values:
             check_permits(
-                self.svc.settings,
+                self.settings,
                 job["space"],
                 values.get("executor", job["executor"]),
                 values.get("action", job["action"]),
             )
         values["updated_at"] = time.time()
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             renamed = "name" in values and values["name"] != job["name"]
             if renamed and await store.get_by_name(
                 conn, job["space"], values["name"], job["app_id"]
@@ -196,10 +210,10 @@ class Jobs:
     async def delete(self, who: Principal, job_id: str) -> None:
         await self.get(who, job_id, Role.developer)
         now = time.time()
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             schedule_ids = await schedule_store.ids_for_job(conn, job_id)
             if not await store.soft_delete(conn, job_id, now):
                 raise NotFound(f"job '{job_id}' not found")
-        await self.svc.schedules.withdraw_early_runs(schedule_ids, now)
+        await self.execution.withdraw_early(schedule_ids, now)
         self._cache.forget(job_id)
-        self.svc.signals.schedules.fire()
+        self.signals.schedules.fire()

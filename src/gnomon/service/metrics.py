@@ -9,9 +9,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from gnomon.store import schedules as schedule_store
 from gnomon.store import stats as stats_store
+from gnomon.vocabulary import RunState
 
 if TYPE_CHECKING:
-    from gnomon.service import Service
+    from gnomon.service.stats import Stats
+    from gnomon.store.db import Database
 
 
 class Metrics:
@@ -48,9 +50,9 @@ class Metrics:
         )
         self.schedules = Gauge("gnomon_schedules", "Live schedules.", registry=r)
 
-    async def render(self, svc: Service) -> bytes:
-        await svc.stats.fold(time.time())
-        async with svc.db.read() as conn:
+    async def render(self, db: Database, stats: Stats) -> bytes:
+        await stats.fold(time.time())
+        async with db.read() as conn:
             counts = await stats_store.counts(conn, None)
             totals = await schedule_store.fire_totals(conn)
             n_schedules = await schedule_store.count(conn)
@@ -58,7 +60,7 @@ class Metrics:
         self.queue_depth.clear()
         for executor, state, n in counts:
             self.runs.labels(executor, state).set(n)
-            if state == "queued":
+            if state == RunState.queued:
                 self.queue_depth.labels(executor).set(n)
         for status, n in totals:
             self.slots_total.labels(status).set(n)

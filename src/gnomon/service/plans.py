@@ -6,22 +6,26 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from gnomon.config import Settings
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, GnomonError, NotFound
 from gnomon.ids import new_id
 from gnomon.plans import policy as policies
 from gnomon.plans.policy import Block, Context, PolicyError, merge
+from gnomon.plans.requests import DispatchSpec, PlanRevision, PlanSpec
 from gnomon.plans.script import sorunlib_block
-from gnomon.plans.specs import DispatchSpec, PlanRevision, PlanSpec
 from gnomon.plans.verify import verify
 from gnomon.service import reads
 from gnomon.service.access import DEFAULT_SPACE, require
+from gnomon.service.compute import Compute
 from gnomon.specs import JobSpec, RunRequest
 from gnomon.store import access as access_store
 from gnomon.store import plans as store
+from gnomon.store.db import Database
 
 if TYPE_CHECKING:
-    from gnomon.service import Service
+    from gnomon.service.jobs import Jobs
+    from gnomon.service.runs import Runs
 
 # Blocks this close (s) and with the same pointing count as the same block in a diff.
 SAME_S = 1.0
@@ -51,25 +55,29 @@ def generate(
         if ignore_unknown:
             config, ignored = policy.known(config)
         cfg = policy.config(config)
-        outcome = policy.generate(t0, t1, cfg, ctx)
+        draft = policy.generate(t0, t1, cfg, ctx)
     except PolicyError as exc:
         raise PlanInvalid(str(exc)) from exc
-    report = verify(outcome.blocks, t0, t1, outcome.constraints)
+    report = verify(draft.blocks, t0, t1, draft.constraints)
     return {
-        "blocks": [b.to_dict() for b in outcome.blocks],
-        "commands": outcome.commands,
+        "blocks": [b.to_dict() for b in draft.blocks],
+        "commands": draft.commands,
         "verification": report,
         "ignored": ignored,
     }
 
 
 class Plans:
-    def __init__(self, svc: Service):
-        self.svc = svc
+    def __init__(self, db: Database, settings: Settings, compute: Compute, jobs: Jobs, runs: Runs):
+        self.db = db
+        self.settings = settings
+        self.compute = compute
+        self.jobs = jobs
+        self.runs = runs
         policies.names()  # import the policies now, not on the first request
 
     def context(self) -> Context:
-        dirs = self.svc.settings.plan_schedule_dirs
+        dirs = self.settings.plan_schedule_dirs
         return Context(schedule_dirs=list(dirs))
 
     async def preview(
@@ -84,15 +92,13 @@ class Plans:
         """A plan generated and verified, not kept (the schedule face). The window is bounded
         by GNOMON_PLAN_WINDOW_MAX_S; the work runs in the compute threads (Busy when full).
         `ignore_unknown`: see `generate`."""
-        most = self.svc.settings.plan_window_max_s
+        most = self.settings.plan_window_max_s
         if t1 - t0 > most:
             raise PlanInvalid(
                 f"Invalid time window: at most {_span(most)} (GNOMON_PLAN_WINDOW_MAX_S={most:g})"
             )
         ctx = self.context()
-        return await self.svc.compute.run(
-            generate, policy_name, config, t0, t1, ctx, ignore_unknown
-        )
+        return await self.compute.run(generate, policy_name, config, t0, t1, ctx, ignore_unknown)
 
     async def create(self, who: Principal, spec: PlanSpec) -> dict[str, Any]:
         space = spec.space or DEFAULT_SPACE
@@ -135,14 +141,14 @@ class Plans:
             "dispatches": [],
             "created_at": time.time(),
         }
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             if await access_store.get_space(conn, space) is None:
                 raise NotFound(f"space '{space}' not found")
             await store.insert(conn, row)
         return row
 
     async def get(self, who: Principal, plan_id: str, role: Role = Role.viewer) -> dict[str, Any]:
-        return await reads.one(self.svc, store.get, plan_id, "plan", who, role)
+        return await reads.one(self.db, store.get, plan_id, "plan", who, role)
 
     async def list(
         self,
@@ -154,13 +160,13 @@ class Plans:
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
         return await reads.listing(
-            self.svc, store.list_, who, space=space, cursor=cursor, limit=limit, parent_id=parent_id
+            self.db, store.list_, who, space=space, cursor=cursor, limit=limit, parent_id=parent_id
         )
 
     async def diff(self, who: Principal, a_id: str, b_id: str) -> dict[str, Any]:
         a = await self.get(who, a_id)
         b = await self.get(who, b_id)
-        changes = await self.svc.compute.run(diff_blocks, a["blocks"], b["blocks"])
+        changes = await self.compute.run(diff_blocks, a["blocks"], b["blocks"])
         return {"from": a_id, "to": b_id, **changes}
 
     async def dispatch(self, who: Principal, plan_id: str, spec: DispatchSpec) -> dict[str, Any]:
@@ -178,11 +184,11 @@ class Plans:
             target = f"site:{spec.site}"
         else:
             assert spec.job is not None
-            job = await self.svc.jobs.find(who, spec.job, plan["space"])
+            job = await self.jobs.find(who, spec.job, plan["space"])
             if job["space"] != plan["space"]:
                 raise Conflict("the job must be in the plan's space")
             target = f"job:{job['id']}"
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             done = await store.dispatch_of(conn, plan_id, target)
         if done is not None:
             return {"plan_id": plan_id, **done, "created": False}
@@ -195,24 +201,24 @@ class Plans:
         else:
             params = {"plan_id": plan["id"], "policy": plan["policy"], "commands": plan["commands"]}
             requests = [RunRequest(params=params, at=_aware(plan["blocks"][0]["t0"]))]
-        job, rows = await self.svc.runs.prepare(who, job["id"], requests)
+        job, rows = await self.runs.prepare(who, job["id"], requests)
         record = {
             "at": time.time(),
             "site": spec.site,
             "job_id": job["id"],
             "run_ids": [r["id"] for r in rows],
         }
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             key = {"plan_id": plan_id, "target": target}
             created = await store.add_dispatch(conn, {**key, **record})
             if created:
-                await self.svc.runs.write_in(conn, rows)
+                await self.runs.write_in(conn, rows)
             else:  # another request got there first
                 done = await store.dispatch_of(conn, plan_id, target)
                 assert done is not None
                 record = done
         if created:
-            self.svc.runs.announce(rows)
+            self.runs.announce(rows)
         return {"plan_id": plan_id, **record, "created": created}
 
     async def _site_job(self, who: Principal, plan: dict[str, Any], site: str) -> dict[str, Any]:
@@ -227,9 +233,9 @@ class Plans:
             }
         )
         try:
-            return await self.svc.jobs.create(who, spec)
+            return await self.jobs.create(who, spec)
         except Conflict:
-            return await self.svc.jobs.find(who, name, plan["space"])
+            return await self.jobs.find(who, name, plan["space"])
 
 
 def _span(seconds: float) -> str:

@@ -10,14 +10,14 @@ from gnomon.errors import NotFound
 from gnomon.service.access import readable_spaces, require
 
 if TYPE_CHECKING:
-    from gnomon.service import Service
+    from gnomon.store.db import Database
 
 PAGE_MAX = 1000
 Row = dict[str, Any]
 
 
 async def one(
-    svc: Service,
+    db: Database,
     fetch: Callable[..., Awaitable[Row | None]],
     key: str,
     kind: str,
@@ -26,7 +26,7 @@ async def one(
     **options: Any,
 ) -> Row:
     """`fetch(conn, key, **options)`, refused unless `who` holds `role` in the row's space."""
-    async with svc.db.read() as conn:
+    async with db.read() as conn:
         row = await fetch(conn, key, **options)
     if row is None:
         raise NotFound(f"{kind} '{key}' not found")
@@ -35,7 +35,7 @@ async def one(
 
 
 async def listing(
-    svc: Service,
+    db: Database,
     fetch: Callable[..., Awaitable[list[Row]]],
     who: Principal,
     *,
@@ -47,7 +47,7 @@ async def listing(
     """A page of `fetch(conn, spaces=…, cursor=…, limit=…, **filters)` over the spaces `who`
     may read, and the cursor of the next page (None on the last)."""
     limit = max(1, min(limit, PAGE_MAX))
-    async with svc.db.read() as conn:
+    async with db.read() as conn:
         items = await fetch(
             conn, spaces=readable_spaces(who, space), cursor=cursor, limit=limit + 1, **filters
         )

@@ -4,7 +4,7 @@ A developer reserves a site for a space that uses it (or a site no space uses ye
 reservation holds, only its owner (or an admin) may queue work for the site. Its owner, a
 manager of its space or of any space that uses the site (it holds the site for all of them),
 or an admin may remove it. Callers whose spaces do not hold a reservation see it only as a
-window. Which spaces use a site is the sites' rule (`Sites.users`, `Sites.visible`).
+window. Which spaces use a site is service/site_users.py's answer.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, Forbidden, NotFound
 from gnomon.ids import new_id
 from gnomon.service.access import DEFAULT_SPACE, readable_spaces, require
-from gnomon.service.sites import Sites, executor_of
+from gnomon.service.site_users import SiteUsers, executor_of
 from gnomon.specs import ReservationSpec
 from gnomon.store import access as access_store
 from gnomon.store import sites as store
@@ -27,10 +27,10 @@ from gnomon.store.db import Database
 
 
 class Reservations:
-    def __init__(self, db: Database, settings: Settings, sites: Sites):
+    def __init__(self, db: Database, settings: Settings, users: SiteUsers):
         self.db = db
         self.settings = settings
-        self.sites = sites
+        self.users = users
         self._current: tuple[float, dict[str, list[dict[str, Any]]]] = (0.0, {})
         self._lock = asyncio.Lock()
 
@@ -56,7 +56,7 @@ class Reservations:
         if owner != who.token_id:
             require(who, space, Role.manager)
         if not who.admin:
-            users = await self.sites.users(site, fresh=True)
+            users = await self.users.of(site, fresh=True)
             if users and space not in users:
                 raise Forbidden(
                     f"space '{space}' does not use site '{site}' (it has no job there); "
@@ -93,7 +93,7 @@ class Reservations:
     ) -> list[dict[str, Any]]:
         """The site's reservations: the caller's spaces' whole; when the caller's spaces use
         the site, the others' too, as windows."""
-        uses = await self.sites.visible(who, site)
+        uses = await self.users.visible(who, site)
         spaces = readable_spaces(who, None)
         async with self.db.read() as conn:
             rows = await store.list_reservations(

@@ -1,6 +1,6 @@
 """Schedules: create and change them, list upcoming fire times, and fire due slots.
 
-Firing rules (one place):
+Firing rules (which slots run is decided by the pure `domain.plan_slots`):
 - a slot fires once: runs carry (schedule_id, scheduled_for) under a unique index;
 - slots older than `catchup_window_s` (never less than the grace) are recorded `missed`;
 - of the slots inside the window, `catchup=latest` runs the newest and records the rest as
@@ -20,25 +20,28 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from gnomon import cron
-from gnomon.domain import Catchup, FireStatus, Overlap, Principal, Role
+from gnomon.config import Settings
+from gnomon.domain import Overlap, Principal, Role, cancel, new_run, plan_slots
 from gnomon.errors import Invalid, NotFound
 from gnomon.ids import new_id, new_ids
-from gnomon.service import ledger, reads
+from gnomon.service import reads
 from gnomon.service.commits import GroupCommit
-from gnomon.service.runs import new_run
+from gnomon.service.compute import Compute
+from gnomon.service.execution import Execution
+from gnomon.service.metrics import Metrics
+from gnomon.service.signals import Signals
 from gnomon.specs import BackfillSpec, SchedulePatch, ScheduleSpec
-from gnomon.store import events as event_store
+from gnomon.store import ledger
 from gnomon.store import runs as run_store
 from gnomon.store import schedules as store
+from gnomon.store.db import Database
+from gnomon.vocabulary import HELD_STATES, WAITING_STATES, RunState
 
 if TYPE_CHECKING:
-    from gnomon.service import Service
+    from gnomon.service.access import Access
+    from gnomon.service.jobs import Jobs
 
-CATCHUP_LIMIT = 1000  # most slots one schedule runs in one catch-up (catchup=all)
-EPS = 1e-6
 # `every` slots are whole multiples of the interval since the Unix epoch: `every: "5m"` fires
 # at :00, :05, …, the same in every process and after every restart.
 EPOCH = 0.0
@@ -78,27 +81,34 @@ def _check_tz(tz: str) -> None:
         raise Invalid("timezone", str(exc)) from exc
 
 
-async def _insert_slot_runs(
-    conn: AsyncConnection, rows: list[dict[str, Any]], now: float
-) -> list[dict[str, Any]]:
-    """Insert runs filling schedule slots, each slot once, with their first events; returns
-    the runs actually inserted."""
-    inserted = await run_store.insert_slots(conn, rows) if rows else set()
-    created = [r for r in rows if r["id"] in inserted]
-    await event_store.append(conn, [ledger.event_for(r, r["state"], now) for r in created])
-    return created
-
-
 class Schedules:
-    def __init__(self, svc: Service):
-        self.svc = svc
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        signals: Signals,
+        compute: Compute,
+        metrics: Metrics,
+        access: Access,
+        jobs: Jobs,
+        execution: Execution,
+    ):
+        self.db = db
+        self.settings = settings
+        self.signals = signals
+        self.compute = compute
+        self.metrics = metrics
+        self.access = access
+        self.jobs = jobs
+        self.execution = execution
         self.commits: GroupCommit[dict[str, Any]] = GroupCommit(self._write_new, "schedules")
 
     async def create(self, who: Principal, job_id: str, spec: ScheduleSpec) -> dict[str, Any]:
-        job = await self.svc.jobs.cached(who, job_id, Role.developer)
+        job = await self.jobs.cached(who, job_id, Role.developer)
         kind = spec.kind
         expr = _expr(kind, getattr(spec, kind))
-        _check_tz(spec.timezone)
+        zone = await self.access.zone(job["space"], spec)  # given, else the space's
+        _check_tz(zone)
         now = time.time()
         row = {
             "id": new_id(),
@@ -106,13 +116,13 @@ class Schedules:
             "space": job["space"],
             "kind": kind,
             "expr": expr,
-            "timezone": spec.timezone,
+            "timezone": zone,
             "enabled": spec.enabled,
             "overlap": spec.overlap.value,
             "catchup_window_s": (
                 spec.catchup_window_s
                 if spec.catchup_window_s is not None
-                else self.svc.settings.default_catchup_window_s
+                else self.settings.default_catchup_window_s
             ),
             "catchup": spec.catchup.value,
             "jitter_s": spec.jitter_s,
@@ -129,9 +139,9 @@ class Schedules:
         return row
 
     async def _write_new(self, rows: Sequence[dict[str, Any]]) -> None:
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             await store.insert(conn, rows)
-        self.svc.signals.schedules.fire()
+        self.signals.schedules.fire()
 
     def _next(self, row: dict[str, Any], after: float) -> float | None:
         nxt = trigger_of(row).next_after(to_dt(after))
@@ -142,10 +152,10 @@ class Schedules:
         is in the ledger when the slot comes (it still starts at the slot; see fire_due)."""
         if next_fire_at is None:
             return None
-        return next_fire_at - self.svc.settings.scheduler_lookahead_s
+        return next_fire_at - self.settings.scheduler_lookahead_s
 
     async def get(self, who: Principal, schedule_id: str, role: Role = Role.viewer) -> dict:
-        return await reads.one(self.svc, store.get, schedule_id, "schedule", who, role)
+        return await reads.one(self.db, store.get, schedule_id, "schedule", who, role)
 
     async def list(
         self,
@@ -157,7 +167,7 @@ class Schedules:
         limit: int = 100,
     ) -> tuple[list[dict[str, Any]], str | None]:
         return await reads.listing(
-            self.svc, store.list_, who, space=space, cursor=cursor, limit=limit, job_id=job_id
+            self.db, store.list_, who, space=space, cursor=cursor, limit=limit, job_id=job_id
         )
 
     async def update(self, who: Principal, schedule_id: str, patch: SchedulePatch) -> dict:
@@ -183,39 +193,18 @@ class Schedules:
         if retimed:
             merged["due_at"] = values["due_at"] = self._due(merged["next_fire_at"])
         values["updated_at"] = now
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             if not await store.update(conn, schedule_id, values):
                 raise NotFound(f"schedule '{schedule_id}' not found")
         if retimed:
-            await self.withdraw_early_runs([schedule_id], now)
-        self.svc.signals.schedules.fire()
+            await self.execution.withdraw_early([schedule_id], now)
+        self.signals.schedules.fire()
         return {**merged, "updated_at": now}
-
-    async def withdraw_early_runs(self, schedule_ids: list[str], now: float) -> None:
-        """Cancel runs created ahead of a slot that has not come yet (the schedule changed)."""
-        if not schedule_ids:
-            return
-        async with self.svc.db.read() as conn:
-            waiting = await run_store.active_runs_of_schedules(conn, schedule_ids)
-        early = [r for r in waiting if r["state"] == "queued" and r["scheduled_for"] > now]
-        await self.svc.runs.apply(
-            [
-                {
-                    "id": r["id"],
-                    "state": "cancelled",
-                    "finished_at": now,
-                    "updated_at": now,
-                    "message": "cancelled: its schedule changed before the slot came",
-                }
-                for r in early
-            ],
-            from_states=("queued",),
-        )
 
     async def delete(self, who: Principal, schedule_id: str) -> None:
         await self.get(who, schedule_id, Role.developer)
         now = time.time()
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             await store.update(
                 conn,
                 schedule_id,
@@ -227,8 +216,8 @@ class Schedules:
                     "updated_at": now,
                 },
             )
-        await self.withdraw_early_runs([schedule_id], now)
-        self.svc.signals.schedules.fire()
+        await self.execution.withdraw_early([schedule_id], now)
+        self.signals.schedules.fire()
 
     async def upcoming(self, who: Principal, schedule_id: str, n: int) -> list[datetime]:
         row = await self.get(who, schedule_id)
@@ -238,20 +227,20 @@ class Schedules:
         if start is None:
             return []
         first = to_dt(start)
-        later = await self.svc.compute.run(cron.upcoming, trigger_of(row), first, max(0, n - 1))
+        later = await self.compute.run(cron.upcoming, trigger_of(row), first, max(0, n - 1))
         return [first, *later][:n]
 
     async def fires(
         self, who: Principal, schedule_id: str, status: str | None, limit: int
     ) -> list[dict[str, Any]]:
         await self.get(who, schedule_id)
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return await store.list_fires(
                 conn, schedule_id, status, max(1, min(limit, reads.PAGE_MAX))
             )
 
     async def next_due_at(self) -> float | None:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return await store.next_due_at(conn)
 
     # --- firing ---------------------------------------------------------------------------
@@ -259,7 +248,7 @@ class Schedules:
     async def fire_due(self, now: float | None = None) -> tuple[int, list[float]]:
         """Fire one batch of due schedules. Returns (schedules handled, slot times run)."""
         now = time.time() if now is None else now
-        settings = self.svc.settings
+        settings = self.settings
         grace, ahead = settings.catchup_grace_s, now + settings.scheduler_lookahead_s
 
         def horizon(s: dict[str, Any]) -> float:
@@ -270,7 +259,7 @@ class Schedules:
                 return ahead
             return max(now, s["next_fire_at"])
 
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             due = await store.due(conn, now, settings.scheduler_batch)
             if not due:
                 return 0, []
@@ -300,7 +289,12 @@ class Schedules:
                 if s["id"] in wait
             ]
             plans = [
-                (s, *self._plan_slots(s, now, horizon(s), grace, activity.get(s["id"]), fires))
+                (
+                    s,
+                    *plan_slots(
+                        s, trigger_of(s), now, horizon(s), grace, activity.get(s["id"]), fires
+                    ),
+                )
                 for s in due
                 if s["id"] not in wait
             ]
@@ -325,7 +319,7 @@ class Schedules:
                             not_before=slot + jitter,
                             schedule_id=s["id"],
                             scheduled_for=slot,
-                            state="pending" if held else "queued",
+                            state=RunState.pending if held else RunState.queued,
                         )
                     )
                 nxt = self._next(s, horizon(s))
@@ -338,24 +332,24 @@ class Schedules:
                         "enabled": nxt is not None,
                     }
                 )
-            created = await _insert_slot_runs(conn, rows, now)
+            created = await ledger.insert_slots(conn, rows, now)
             await store.record_fires(conn, fires)
             await store.advance(conn, moves)
         done_at = time.time()
-        metrics = self.svc.metrics
+        metrics = self.metrics
         for r in created:
             metrics.fire_lateness.observe(max(0.0, done_at - r["scheduled_for"]))
         for f in fires:
             metrics.slots.labels(f["status"]).inc(f["count"])
         self._announce(created)
         if cancelled:
-            self.svc.signals.events.fire()
+            self.signals.events.fire()
         return len(due), [r["scheduled_for"] for r in created]
 
     def _announce(self, created: list[dict[str, Any]]) -> None:
         if created:
-            self.svc.signals.runs_queued.fire({r["executor"] for r in created})
-            self.svc.signals.events.fire()
+            self.signals.runs_queued.fire({r["executor"] for r in created})
+            self.signals.events.fire()
 
     async def backfill(
         self, who: Principal, schedule_id: str, spec: BackfillSpec
@@ -364,10 +358,10 @@ class Schedules:
         or backfilled before) is left alone. The overlap rule is not applied. A dry run only
         lists the slots and counts those that already have a run."""
         s = await self.get(who, schedule_id, Role.developer)
-        job = await self.svc.jobs.get(who, s["job_id"], Role.developer)
+        job = await self.jobs.get(who, s["job_id"], Role.developer)
         tick = timedelta(microseconds=1)
-        most = self.svc.settings.backfill_max_slots
-        slots, total = await self.svc.compute.run(
+        most = self.settings.backfill_max_slots
+        slots, total = await self.compute.run(
             cron.slots_between, trigger_of(s), spec.start - tick, spec.end - tick, most, most + 1
         )
         if total > most:
@@ -378,7 +372,7 @@ class Schedules:
         times = [t.timestamp() for t in slots]
         out = {"schedule_id": s["id"], "slots": len(times), "times": times}
         if spec.dry_run:
-            async with self.svc.db.read() as conn:
+            async with self.db.read() as conn:
                 filled = await run_store.filled_slots(conn, s["id"], times)
             return {**out, "created": 0, "existing": len(filled), "runs": []}
         now = time.time()
@@ -386,8 +380,8 @@ class Schedules:
             new_run(run_id, job, s["params"], now, schedule_id=s["id"], scheduled_for=t)
             for run_id, t in zip(new_ids(len(times)), times, strict=True)
         ]
-        async with self.svc.db.write() as conn:
-            created = await _insert_slot_runs(conn, rows, now)
+        async with self.db.write() as conn:
+            created = await ledger.insert_slots(conn, rows, now)
         self._announce(created)
         return {
             **out,
@@ -396,95 +390,11 @@ class Schedules:
             "runs": [r["id"] for r in created],
         }
 
-    def _plan_slots(
-        self,
-        s: dict[str, Any],
-        now: float,
-        horizon: float,
-        grace: float,
-        active: dict[str, int] | None,
-        fires: list[dict[str, Any]],
-    ) -> tuple[list[float], bool]:
-        """Which slots up to `horizon` run; the rest go to `fires`. Returns (slots, held).
-
-        Slots before `now` are due (catch-up rules apply); slots after it are created early.
-        """
-        trig = trigger_of(s)
-        first = s["next_fire_at"]
-        cutoff = now - max(float(s["catchup_window_s"]), grace)
-        if first < cutoff:
-            _, n_older = cron.slots_between(trig, to_dt(first), to_dt(cutoff - EPS), 0)
-            fires.append(_fire(s["id"], first, cutoff, 1 + n_older, FireStatus.missed, now))
-            later, _ = cron.slots_between(trig, to_dt(cutoff - EPS), to_dt(horizon), CATCHUP_LIMIT)
-            candidates = [t.timestamp() for t in later]
-        else:
-            following = trig.next_after(to_dt(first))  # cached per slot: shared by many
-            if following is None or following.timestamp() > horizon:
-                candidates = [first]  # the common case: exactly one slot
-            else:
-                later, _ = cron.slots_between(trig, to_dt(first), to_dt(horizon), CATCHUP_LIMIT)
-                candidates = [first, *(t.timestamp() for t in later)]
-        past = [t for t in candidates if t <= now]
-        if s["catchup"] == Catchup.latest.value and len(past) > 1:
-            fires.append(
-                _fire(s["id"], past[0], past[-2], len(past) - 1, FireStatus.coalesced, now)
-            )
-            past = past[-1:]
-        recent = past + [t for t in candidates if t > now]
-        if not recent:
-            return [], False
-        overlap = s["overlap"]
-        busy = bool(active and active["active"])
-        if busy and overlap == Overlap.skip.value:
-            fires.append(
-                _fire(s["id"], recent[0], recent[-1], len(recent), FireStatus.skipped, now)
-            )
-            return [], False
-        if busy and overlap == Overlap.buffer_one.value:
-            if active and active["pending"]:
-                fires.append(
-                    _fire(s["id"], recent[0], recent[-1], len(recent), FireStatus.skipped, now)
-                )
-                return [], False
-            if len(recent) > 1:
-                fires.append(
-                    _fire(s["id"], recent[0], recent[-2], len(recent) - 1, FireStatus.skipped, now)
-                )
-            return recent[-1:], True
-        return recent, False
-
     async def _cancel_active(self, conn: Any, schedule_ids: list[str], now: float) -> int:
         """overlap=cancel_other: end the schedule's queued runs, ask running ones to stop."""
         active = await run_store.active_runs_of_schedules(conn, schedule_ids)
-        waiting = [r for r in active if r["state"] in ("pending", "queued")]
-        held = [r for r in active if r["state"] in ("claimed", "running")]
-        await ledger.move(
-            conn,
-            [
-                {
-                    "id": r["id"],
-                    "state": "cancelled",
-                    "finished_at": now,
-                    "updated_at": now,
-                    "message": CANCELLED_BY_NEWER,
-                }
-                for r in waiting
-            ],
-            from_states=("pending", "queued"),
-        )
-        for r in held:
-            await run_store.request_cancel(conn, r["id"], now)
-            for hook in self.svc.cancel_hooks:
-                hook(r["id"])
+        waiting = [r for r in active if r["state"] in WAITING_STATES]
+        held = [r for r in active if r["state"] in HELD_STATES]
+        await ledger.move(conn, [cancel(r["id"], now, CANCELLED_BY_NEWER) for r in waiting])
+        await self.execution.request_cancel(conn, [r["id"] for r in held], now)
         return len(active)
-
-
-def _fire(sid: str, first: float, until: float, count: int, status: FireStatus, now: float) -> dict:
-    return {
-        "schedule_id": sid,
-        "fire_at": first,
-        "until_at": until,
-        "count": count,
-        "status": status.value,
-        "recorded_at": now,
-    }

@@ -27,57 +27,63 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import hmac
-import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from gnomon.config import Settings
 from gnomon.domain import (
-    FINAL_STATES,
     Principal,
     Role,
-    RunState,
+    RunChange,
     can_transition,
+    cancel,
     clip_output,
     retry_policy,
+    settle,
 )
-from gnomon.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
-from gnomon.service import ledger
+from gnomon.errors import Conflict, Forbidden, NotFound, Unauthorized
 from gnomon.service.access import digest, readable_spaces, require
 from gnomon.service.cache import TtlCache
 from gnomon.service.events import Check, detached
+from gnomon.service.execution import Execution
 from gnomon.service.jwt_auth import JWT_PREFIX
-from gnomon.service.runs import settle
-from gnomon.service.signals import Signal
-from gnomon.specs import SITE, JobSpec, ReportSpec, RunRequest
-from gnomon.store import events as event_store
+from gnomon.service.signals import Signal, Signals
+from gnomon.service.site_users import SiteUsers, executor_of
+from gnomon.specs import JobSpec, ReportSpec, RunRequest
 from gnomon.store import jobs as job_store
+from gnomon.store import ledger
 from gnomon.store import runs as run_store
 from gnomon.store import sites as store
+from gnomon.store.db import Database
+from gnomon.vocabulary import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    LIVE_STATES,
+    SITE_PREFIX,
+    WAITING_STATES,
+    RunState,
+    site_executor,
+    site_of,
+)
 
 if TYPE_CHECKING:
-    from gnomon.service import Service
+    from gnomon.service.events import Events
+    from gnomon.service.jobs import Jobs
+    from gnomon.service.reservations import Reservations
+    from gnomon.service.runs import Runs
 
-PREFIX = "site:"
-SITE_RE = re.compile(SITE)
 FINAL = frozenset(s.value for s in FINAL_STATES)
-HELD = ("claimed", "running")
-ACTIVE = ("pending", "queued", "claimed", "running")
 SEEN_EVERY_S = 1.0  # agents' last contact is written at most this often per agent
 BUSY_S = 0.5  # after a full claim, the next one skips the look at whether work is due
 SYSTEM = Principal(token_id="system", name="gnomon", admin=True)
 KEY_PREFIX = "sk_"
 KEY_HEADER = "X-Site-Key"
-
-
-def executor_of(site: str) -> str:
-    if not SITE_RE.match(site):
-        raise Invalid("site", "letters, digits, '_', '.', '-' (at most 63), starting alnum")
-    return PREFIX + site
 
 
 def owner_key(who: Principal) -> str:
@@ -132,65 +138,33 @@ class SiteFace:
 
 
 class Sites:
-    def __init__(self, svc: Service):
-        self.svc = svc
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        signals: Signals,
+        users: SiteUsers,
+        events: Events,
+        jobs: Jobs,
+        runs: Runs,
+        execution: Execution,
+        reservations: Reservations,
+    ):
+        self.db = db
+        self.settings = settings
+        self.signals = signals
+        self.users = users
+        self.events = events
+        self.jobs = jobs
+        self.runs = runs
+        self.execution = execution
+        self.reservations = reservations
         self._signals: dict[str, Signal] = {}
         self._seen: dict[tuple[str, str], tuple[float, int]] = {}
         self._busy: dict[str, float] = {}  # executors whose last claim came back full
         self._fields: dict[str, tuple[float, dict[str, Any]]] = {}
         self._jobs: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self._users: TtlCache[str, frozenset[str]] = TtlCache(svc.settings.token_cache_s)
-        self._keys: TtlCache[str, str | None] = TtlCache(svc.settings.token_cache_s)
-
-    # --- who uses a site ------------------------------------------------------------------
-
-    async def users(self, site: str, *, fresh: bool = False) -> frozenset[str]:
-        """The spaces that use the site (a live job on it), read at most once per
-        token_cache_s unless `fresh`."""
-        if fresh:
-            self._users.forget(site)
-        return await self._users.get(site, lambda: self._load_users(site))
-
-    async def _load_users(self, site: str) -> tuple[frozenset[str], None]:
-        async with self.svc.db.read() as conn:
-            return frozenset(await store.site_users(conn, site)), None
-
-    async def acting_spaces(self, who: Principal, site: str) -> list[str]:
-        """The spaces an agent of `who` polls the site for: those that use it where `who` is
-        a developer (an admin: all that use it). 403 for none, unless admin."""
-        users = await self.users(site)
-        if who.admin:
-            return sorted(users)
-        mine = sorted(s for s in users if who.can(s, Role.developer))
-        if not mine:  # a job made a moment ago is seen at once
-            mine = sorted(
-                s for s in await self.users(site, fresh=True) if who.can(s, Role.developer)
-            )
-        if not mine:
-            raise Forbidden(
-                f"token '{who.name}' needs the developer role in a space that uses site "
-                f"'{site}' (has a job on it) to act as its agent"
-            )
-        return mine
-
-    async def visible(self, who: Principal, site: str) -> bool:
-        """Whether the caller's spaces use the site (always, for an admin); 404 when they
-        neither use it nor hold a reservation there: the site is none of theirs."""
-        executor_of(site)
-        spaces = readable_spaces(who, None)
-        if spaces is None:
-            return True
-        if set(spaces) & await self.users(site):
-            return True
-        if set(spaces) & await self.users(site, fresh=True):
-            return True
-        async with self.svc.db.read() as conn:
-            held = await store.list_reservations(
-                conn, site=site, spaces=spaces, ending_after=None, limit=1
-            )
-        if not held:
-            raise NotFound(f"site '{site}' is not used by any space of token '{who.name}'")
-        return False
+        self._keys: TtlCache[str, str | None] = TtlCache(settings.token_cache_s)
 
     # --- claim ----------------------------------------------------------------------------
 
@@ -199,7 +173,7 @@ class Sites:
         if signal is None:
             if len(self._signals) > 10000:  # names are the caller's: keep the map bounded
                 self._signals.clear()
-            signal = self.svc.signals.runs_queued.subscribe([executor])
+            signal = self.signals.runs_queued.subscribe([executor])
             self._signals[executor] = signal
         return signal
 
@@ -219,14 +193,14 @@ class Sites:
         space that uses the site."""
         executor = executor_of(site)
         spaces = _developer_spaces(who)
-        acting = await self.acting_spaces(who, site)
+        acting = await self.users.acting_spaces(who, site)
         return await self._claim(
             executor,
             site,
             spaces=spaces,
             job_ids=None,
             worker=worker_id(who, agent),
-            lease_s=lease_s or self.svc.settings.lease_s,
+            lease_s=lease_s or self.settings.lease_s,
             max=max,
             wait_s=wait_s,
             acting=acting,
@@ -245,7 +219,7 @@ class Sites:
         wait_s: float,
         acting: list[str],
     ) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + min(wait_s, self.svc.settings.site_claim_wait_max_s)
+        deadline = time.monotonic() + min(wait_s, self.settings.site_claim_wait_max_s)
         signal = self._signal(executor)
         first = True
         while True:
@@ -258,7 +232,7 @@ class Sites:
             if claimed or left <= 0:
                 return claimed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(armed.wait(), min(left, self.svc.settings.poll_s))
+                await asyncio.wait_for(armed.wait(), min(left, self.settings.poll_s))
 
     async def _claim_once(
         self,
@@ -276,40 +250,25 @@ class Sites:
         is recorded even when nothing is due."""
         now = time.time()
         if self._busy.get(executor, 0.0) < time.monotonic():  # else: skip the cheap look
-            async with self.svc.db.read() as conn:
+            async with self.db.read() as conn:
                 due = await run_store.next_not_before(conn, [executor])
             if due is None or due > now:
                 if contact:
                     await self._contact(site, worker, now, 0, spaces=acting)
                 return []
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             lease_until = now + lease_s
-            claimed = await store.claim(
+            claimed = await ledger.claim(
                 conn,
-                executor=executor,
-                spaces=spaces,
-                limit=limit,
+                executors=[executor],
+                lanes=[(None, limit)],
                 worker_id=worker,
                 lease_until=lease_until,
                 now=now,
-                jobs_known=self._job_fields,
+                spaces=spaces,
                 job_ids=job_ids,
+                jobs_known=self._job_fields,
             )
-            if len(claimed) < limit:  # runs of jobs with a concurrency limit
-                limited = await run_store.claim(
-                    conn,
-                    executors=[executor],
-                    lanes=[(None, limit - len(claimed))],
-                    worker_id=worker,
-                    lease_until=lease_until,
-                    now=now,
-                    spaces=spaces,
-                    job_ids=job_ids,
-                )
-                await event_store.append(
-                    conn, [ledger.event_for(r, "claimed", now) for r in limited]
-                )
-                claimed += limited
             self._remember_fields(claimed)
             if len(claimed) == limit:
                 self._busy[executor] = time.monotonic() + BUSY_S
@@ -317,7 +276,7 @@ class Sites:
                 self._busy.pop(executor, None)
             await self._contact(site, worker, now, len(claimed), conn, spaces=acting)
         if claimed:
-            self.svc.signals.events.fire()
+            self.signals.events.fire()
         return claimed
 
     async def _contact(
@@ -345,15 +304,15 @@ class Sites:
         if conn is not None:
             await store.seen(conn, site, worker, now, count, spaces)
             return
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             await store.seen(conn, site, worker, now, count, spaces)
 
     def _remember_fields(self, claimed: list[dict[str, Any]]) -> None:
-        until = time.monotonic() + self.svc.settings.token_cache_s
+        until = time.monotonic() + self.settings.token_cache_s
         if len(self._fields) > 10000:
             self._fields.clear()
         for r in {r["job_id"]: r for r in claimed}.values():
-            fields = {"action": r["action"], "retry": r["retry"], "job_name": r["job_name"]}
+            fields = {k: r[k] for k in ("action", "retry", "executor_options", "job_name")}
             self._fields[r["job_id"]] = (until, fields)
 
     def _job_fields(self, job_id: str) -> dict[str, Any] | None:
@@ -365,21 +324,21 @@ class Sites:
         """Extend every lease the agent holds; say which of its runs should be cancelled.
         Like a claim, it needs the developer role in a space that uses the site."""
         executor_of(site)
-        acting = await self.acting_spaces(who, site)
+        acting = await self.users.acting_spaces(who, site)
         worker = worker_id(who, agent)
         now = time.time()
-        lease_until = now + self.svc.settings.lease_s
-        async with self.svc.db.write() as conn:
-            cancel = await run_store.heartbeat(conn, worker, lease_until, now)
+        lease_until = now + self.settings.lease_s
+        async with self.db.write() as conn:
+            stop = await ledger.heartbeat(conn, worker, lease_until, now)
             await self._contact(site, worker, now, 0, conn, spaces=acting)
-        return {"agent": worker, "cancel": cancel, "lease_expires_at": lease_until}
+        return {"agent": worker, "cancel": stop, "lease_expires_at": lease_until}
 
     async def resume_leases(self) -> int:
         """At start-up: give site agents a full lease to reach this server again, so runs
         are not declared lost for the time no server was there to hear them."""
-        until = time.time() + self.svc.settings.lease_s
-        async with self.svc.db.write() as conn:
-            return await store.extend_leases(conn, PREFIX, until)
+        until = time.time() + self.settings.lease_s
+        async with self.db.write() as conn:
+            return await ledger.extend_leases(conn, SITE_PREFIX, until)
 
     # --- report ---------------------------------------------------------------------------
 
@@ -416,13 +375,13 @@ class Sites:
         """`report`; with `job_id`, only a run of that job is found, and the caller's right to
         act on that job's runs was checked before (a face's site routes)."""
         now = time.time()
-        lease = lease_s or self.svc.settings.lease_s
-        async with self.svc.db.write() as conn:
+        lease = lease_s or self.settings.lease_s
+        async with self.db.write() as conn:
             run = await store.get_for_report(conn, run_id)
             if (
                 run is None
-                or not run["executor"].startswith(PREFIX)
-                or (site is not None and run["executor"] != PREFIX + site)
+                or site_of(run["executor"]) is None
+                or (site is not None and run["executor"] != site_executor(site))
                 or (job_id is not None and run["job_id"] != job_id)
             ):
                 where = f"site '{site}'" if site is not None else "a site"
@@ -439,31 +398,30 @@ class Sites:
                 if spec.state == state and (who.admin or holds(who, run)):
                     return await self._present(conn, run_id)  # a repeated final report
                 raise Conflict(f"run '{run_id}' already ended ({state})")
-            if state in ("pending", "queued"):
+            if state in WAITING_STATES:
                 if not take:
                     raise Conflict(f"run '{run_id}' is {state}: claim it before reporting")
                 worker = worker_id(who, agent)
-                if not await store.take(
-                    conn, run_id, worker_id=worker, lease_until=now + lease, now=now
+                if not await ledger.take(
+                    conn, run, worker_id=worker, lease_until=now + lease, now=now
                 ):
                     raise Conflict(f"run '{run_id}' changed meanwhile; try again")
-                await event_store.append(conn, [ledger.event_for(run, "claimed", now)])
-                run.update(state="claimed", worker_id=worker, output="", output_size=0)
-                state = "claimed"
+                state = RunState.claimed.value
+                run.update(state=state, worker_id=worker, output="", output_size=0)
             if not (who.admin or holds(who, run)):
                 raise Forbidden(f"run '{run_id}' is held by another agent")
-            change = _change(run, spec, now, lease, self.svc.settings.output_limit_bytes)
-            done = await ledger.move(conn, [change], from_states=[state])
+            change = _change(run, spec, now, lease, self.settings.output_limit_bytes)
+            done = await ledger.move(conn, [change])
             if not done:
                 raise Conflict(f"run '{run_id}' changed meanwhile; try again")
-            released = await self.svc.runs.release_buffered(conn, done)
-            await self._contact(run["executor"][len(PREFIX) :], run["worker_id"], now, 0, conn)
+            released = await self.execution.release_buffered(conn, done)
+            await self._contact(site_of(run["executor"]) or "", run["worker_id"], now, 0, conn)
             out = await self._present(conn, run_id)
-        self.svc.signals.events.fire()
+        self.signals.events.fire()
         if released:
-            self.svc.signals.runs_queued.fire()
-        elif out["state"] == "queued":
-            self.svc.signals.runs_queued.fire([out["executor"]])
+            self.signals.runs_queued.fire()
+        elif out["state"] == RunState.queued:
+            self.signals.runs_queued.fire([out["executor"]])
         return out
 
     async def _present(self, conn: Any, run_id: str) -> dict[str, Any]:
@@ -488,26 +446,19 @@ class Sites:
         told by the caller's own means."""
         executor = executor_of(site)
         require(who, space, Role.developer)
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             active = await store.active_runs(conn, executor, [space], job_id)
         if before is not None:
             active = [r for r in active if r["id"] < before]
         if not active:
             return 0
         now = time.time()
+        message = f"cancelled by {who.name}"
         changes = [
-            {
-                "id": r["id"],
-                "state": "cancelled",
-                "status": status,
-                "finished_at": now,
-                "lease_expires_at": None,
-                "updated_at": now,
-                "message": f"cancelled by {who.name}",
-            }
+            cancel(r["id"], now, message, within=LIVE_STATES, status=status, lease_expires_at=None)
             for r in active
         ]
-        return len(await self.svc.runs.apply(changes, from_states=ACTIVE))
+        return len(await self.execution.apply(changes))
 
     # --- site view ------------------------------------------------------------------------
 
@@ -519,14 +470,14 @@ class Sites:
         spaces = readable_spaces(who, None)
         uses = True  # an admin's, or the sites the caller's own jobs name
         if site is not None:
-            uses = await self.visible(who, site)
-        async with self.svc.db.read() as conn:
+            uses = await self.users.visible(who, site)
+        async with self.db.read() as conn:
             names = [site] if site is not None else await store.site_names(conn, spaces)
             counts = await store.counts(conn, names, spaces)
             agents = await store.agents_of(conn, names)
             keyed = await store.keyed(conn, names)
         used = set(names) if uses else set()
-        reservations = self.svc.reservations
+        reservations = self.reservations
         reserved = await reservations.current()
         now = time.time()
         by_site: dict[str, list[dict[str, Any]]] = {}
@@ -546,9 +497,7 @@ class Sites:
             out.append(
                 {
                     "site": name,
-                    "queued": c.get("queued", 0),
-                    "claimed": c.get("claimed", 0),
-                    "running": c.get("running", 0),
+                    **{s.value: c.get(s.value, 0) for s in ACTIVE_STATES},
                     "last_contact_at": max((a["last_contact_at"] for a in seen), default=None),
                     "agents": seen,
                     "key_set": name in keyed and name in used,
@@ -564,14 +513,14 @@ class Sites:
         await self._require_keeper(who, site)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         now = time.time()
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             await store.set_key(conn, site, digest(key), now)
         self._keys.forget(site)
         return {"site": site, "key": key, "created_at": now}
 
     async def delete_key(self, who: Principal, site: str) -> None:
         await self._require_keeper(who, site)
-        async with self.svc.db.write() as conn:
+        async with self.db.write() as conn:
             if not await store.delete_key(conn, site):
                 raise NotFound(f"site '{site}' has no key")
         self._keys.forget(site)
@@ -580,7 +529,7 @@ class Sites:
         executor_of(site)
         if who.admin:
             return
-        if not any(who.can(s, Role.manager) for s in await self.users(site, fresh=True)):
+        if not any(who.can(s, Role.manager) for s in await self.users.of(site, fresh=True)):
             raise Forbidden(
                 f"a site's key needs the manager role in a space that uses site '{site}', or admin"
             )
@@ -590,10 +539,18 @@ class Sites:
         return await self._keys.get(site, lambda: self._load_key(site))
 
     async def _load_key(self, site: str) -> tuple[str | None, None]:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return await store.key_hash(conn, site), None
 
     # --- live updates ---------------------------------------------------------------------
+
+    async def changes(
+        self, who: Principal, site: str, after: int | None, check: Check | None
+    ) -> AsyncGenerator[tuple[dict[str, Any], dict[str, Any]], None]:
+        """Every change of the site's runs in `who`'s spaces (see `follow`); 404 at once
+        when the site is none of theirs (SiteUsers.visible)."""
+        await self.users.visible(who, site)
+        return self.follow(readable_spaces(who, None), site, after, check)
 
     async def follow(
         self,
@@ -604,7 +561,7 @@ class Sites:
     ) -> AsyncIterator[tuple[dict[str, Any], dict[str, Any]]]:
         """Every change of the site's runs, in order: (event, the run as the event left it),
         until `check` says no (see Events.open)."""
-        feed = await self.svc.events.open(
+        feed = await self.events.open(
             spaces=spaces, after=after, executor=executor_of(site), check=check
         )
         try:
@@ -618,7 +575,7 @@ class Sites:
             feed.close()
 
     async def _run_of(self, run_id: str) -> dict[str, Any] | None:
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             return await run_store.get(conn, run_id, output=False)
 
     # --- a face's site routes (see SiteFace) ----------------------------------------------
@@ -669,16 +626,16 @@ class Sites:
         if job is not None:
             return job
         executor = executor_of(site)
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             job = await job_store.get_by_name(conn, face.space, name, None)
         if job is None:
             if not create:
                 return None
             spec = JobSpec(name=name, action=face.action, executor=executor, space=face.space)  # type: ignore[arg-type]
             try:
-                job = await self.svc.jobs.create(SYSTEM, spec)
+                job = await self.jobs.create(SYSTEM, spec)
             except Conflict:  # made meanwhile by another request or process
-                async with self.svc.db.read() as conn:
+                async with self.db.read() as conn:
                     job = await job_store.get_by_name(conn, face.space, name, None)
         if job is None or job["executor"] != executor:
             raise Conflict(f"job '{name}' in space '{face.space}' is not on site '{site}'")
@@ -707,12 +664,12 @@ class Sites:
         assert job is not None
         clears = face.clear_action is not None and params.get("action") == face.clear_action
         if clears:
-            await self.svc.reservations.check(who, site, owners=owners)
+            await self.reservations.check(who, site, owners=owners)
             await self.cancel_active(
                 who, site, space=face.space, job_id=job["id"], status=face.clear_status
             )
         request = RunRequest(params=params)
-        run = (await self.svc.runs.submit(who, job["id"], [request], owners=owners))[0]
+        run = (await self.runs.submit(who, job["id"], [request], owners=owners))[0]
         if clears:  # a job queued meanwhile, before this one, is cleared too
             await self.cancel_active(
                 who,
@@ -731,13 +688,13 @@ class Sites:
         for the face's lease; waits up to `wait_s` for one."""
         executor = executor_of(site)
         self._face_access(face, who, site, Role.developer)
-        deadline = time.monotonic() + min(wait_s, self.svc.settings.site_claim_wait_max_s)
+        deadline = time.monotonic() + min(wait_s, self.settings.site_claim_wait_max_s)
         job = await self.face_job(face, site)
         while job is None:  # none yet: nothing to take; wait as asked
             left = deadline - time.monotonic()
             if left <= 0:
                 return []
-            await asyncio.sleep(min(left, self.svc.settings.poll_s))
+            await asyncio.sleep(min(left, self.settings.poll_s))
             job = await self.face_job(face, site)
         return await self._claim(
             executor,
@@ -745,7 +702,7 @@ class Sites:
             spaces=[face.space],
             job_ids=[job["id"]],
             worker=worker_id(who, face.agent),
-            lease_s=face.lease_s or self.svc.settings.lease_s,
+            lease_s=face.lease_s or self.settings.lease_s,
             max=max,
             wait_s=max_zero(deadline - time.monotonic()),
             acting=[face.space],
@@ -782,7 +739,7 @@ class Sites:
         rows: list[dict[str, Any]] = []
         cursor = None
         while job is not None and len(rows) < limit:
-            page, cursor = await self.svc.runs.list(
+            page, cursor = await self.runs.list(
                 SYSTEM,
                 space=face.space,
                 job_id=job["id"],
@@ -863,7 +820,7 @@ def _developer_spaces(who: Principal) -> list[str] | None:
 
 def _change(
     run: dict[str, Any], spec: ReportSpec, now: float, lease_s: float, limit: int
-) -> dict[str, Any]:
+) -> RunChange:
     """The guarded change a report makes (see ReportSpec for the target state)."""
     state = RunState(run["state"])
     if spec.state is not None:
@@ -883,18 +840,14 @@ def _change(
         data = (run["output"] or "").encode() + spec.output.encode()
         fields["output"] = clip_output(data, limit).decode("utf-8", errors="ignore")
         fields["output_size"] = (run["output_size"] or 0) + len(spec.output.encode())
+    within = (state,)  # the run must still be as it was read
     if target.value in FINAL:
         change = settle(run, target, retry_policy(run["retry"]), now, **fields)
-        change.setdefault("_states", [(change["state"], run["attempt"])])
-        return change
-    change = {"id": run["id"], "updated_at": now, "lease_expires_at": now + lease_s, **fields}
+        return dataclasses.replace(change, within=within)
+    fields["lease_expires_at"] = now + lease_s
     if target != state:
-        change["state"] = target.value
         if target == RunState.running:
-            change["started_at"] = now
-        change["_states"] = [(target.value, run["attempt"])]
-    elif any(k in fields and fields[k] != run[k] for k in ("status", "eta_s")):
-        change["_states"] = [(state.value, run["attempt"])]  # a status change is an event too
-    else:
-        change["_states"] = []
-    return change
+            fields["started_at"] = now
+        return RunChange(run["id"], now, (target,), fields, within=within)
+    news = any(k in fields and fields[k] != run[k] for k in ("status", "eta_s"))
+    return RunChange(run["id"], now, values=fields, within=within, log=news)

@@ -3,26 +3,26 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from gnomon.config import Settings
 from gnomon.domain import Principal, RunState
 from gnomon.service.access import readable_spaces
 from gnomon.service.executors import switched_off
 from gnomon.store import stats as store
+from gnomon.store.db import Database
 from gnomon.store.faults import StorageFault
+from gnomon.vocabulary import HELD_STATES, RETRYABLE_STATES, SITE_PREFIX, WAITING_STATES
 
-if TYPE_CHECKING:
-    from gnomon.service import Service
-
-FAILED = ("failed", "timed_out", "lost")
-SITE = "site:"
+SITE = SITE_PREFIX
 FOLD_EVERY_S = 2.0  # a read sums the rows appended since: a few seconds' worth at most
 KEEP_MINUTES_S = 7 * 86400 + 60  # the widest window a summary may ask for
 
 
 class Stats:
-    def __init__(self, svc: Service):
-        self.svc = svc
+    def __init__(self, db: Database, settings: Settings):
+        self.db = db
+        self.settings = settings
         self._folded = 0.0
 
     async def fold(self, now: float) -> None:
@@ -31,11 +31,11 @@ class Stats:
         if now - self._folded < FOLD_EVERY_S:
             return
         self._folded = now
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             if not await store.unfolded(conn):
                 return
         try:
-            async with self.svc.db.write() as conn:
+            async with self.db.write() as conn:
                 await store.fold(conn, now - KEEP_MINUTES_S)
         except StorageFault:
             pass  # the deltas still count as they are; the next fold takes them
@@ -57,7 +57,7 @@ class Stats:
         bucket_s = window_s / buckets
         since = now - window_s
         await self.fold(now)
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             counts = await store.counts(conn, spaces)
             done = await store.finished(conn, spaces, since, bucket_s)
             latest = await store.recent_fires(conn, spaces, "missed", missed)
@@ -67,9 +67,9 @@ class Stats:
         for executor, state, n in counts:
             by_state[state] = by_state.get(state, 0) + n
             row = executors.setdefault(executor, {"queued": 0, "active": 0})
-            if state in ("pending", "queued"):
+            if state in WAITING_STATES:
                 row["queued"] += n
-            elif state in ("claimed", "running"):
+            elif state in HELD_STATES:
                 row["active"] += n
         series = [
             {"start": since + i * bucket_s, "succeeded": 0, "failed": 0, "other": 0}
@@ -77,12 +77,18 @@ class Stats:
         ]
         for index, state, n in done:
             slot = series[min(max(index, 0), buckets - 1)]
-            key = state if state == "succeeded" else "failed" if state in FAILED else "other"
+            key = (
+                "succeeded"
+                if state == RunState.succeeded
+                else "failed"
+                if state in RETRYABLE_STATES
+                else "other"
+            )
             slot[key] += n
         finished = sum(b["succeeded"] + b["failed"] + b["other"] for b in series)
         failed = sum(b["failed"] for b in series)
         queues = [
-            {"executor": e, **c, "off": switched_off(self.svc.settings, e)}
+            {"executor": e, **c, "off": switched_off(self.settings, e)}
             for e, c in sorted(executors.items())
             if c["queued"] or c["active"]
         ]

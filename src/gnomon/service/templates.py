@@ -1,6 +1,6 @@
 """Job templates as a use case: list them, trigger one (validate, then a run of its job through
 the normal submission path), and wait until the executor has handed the run on (Slurm's job id)
-— what the TSM face answers with."""
+— what the TSM face answers with. The file and its format are `gnomon.template_file`."""
 
 from __future__ import annotations
 
@@ -9,19 +9,23 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from gnomon.config import Settings
 from gnomon.credentials import mask_mapping
 from gnomon.domain import Principal, Role
 from gnomon.errors import Conflict, GnomonError, NotFound
 from gnomon.service import secrecy
 from gnomon.service.access import readable_spaces, require
-from gnomon.service.runs import FINAL
+from gnomon.service.signals import Signals
 from gnomon.specs import JobSpec, RunRequest
 from gnomon.store import jobs as job_store
 from gnomon.store import runs as run_store
-from gnomon.templates import Template, describe_error, load
+from gnomon.store.db import Database
+from gnomon.template_file import Template, describe_error, load
+from gnomon.vocabulary import FINAL_STATES
 
 if TYPE_CHECKING:
-    from gnomon.service import Service
+    from gnomon.service.jobs import Jobs
+    from gnomon.service.runs import Runs
 
 JOB_PREFIX = "template:"
 
@@ -32,9 +36,13 @@ class BadParams(GnomonError):
 
 
 class Templates:
-    def __init__(self, svc: Service):
-        self.svc = svc
-        path = svc.settings.templates_file
+    def __init__(self, db: Database, settings: Settings, signals: Signals, jobs: Jobs, runs: Runs):
+        self.db = db
+        self.settings = settings
+        self.signals = signals
+        self.jobs = jobs
+        self.runs = runs
+        path = settings.templates_file
         self.by_name: dict[str, Template] = load(path) if path else {}
         self._jobs: dict[str, str] = {}  # template name -> id of its current job
 
@@ -82,7 +90,7 @@ class Templates:
         require(who, template.space, Role.developer)
         values = self.check(template, params)
         job_id = await self._job(who, template)
-        (run,) = await self.svc.runs.submit(who, job_id, [RunRequest(params=values)])
+        (run,) = await self.runs.submit(who, job_id, [RunRequest(params=values)])
         return run
 
     async def _job(self, who: Principal, template: Template) -> str:
@@ -91,13 +99,13 @@ class Templates:
         if known is not None:
             return known
         name = JOB_PREFIX + template.name
-        async with self.svc.db.read() as conn:
+        async with self.db.read() as conn:
             job = await job_store.get_by_name(conn, template.space, name)
         if job is not None and (job.get("labels") or {}).get("template") == template.digest:
             self._jobs[template.name] = job["id"]
             return job["id"]
         if job is not None:  # an older definition: keep its history, start a new job
-            await self.svc.jobs.delete(who, job["id"])
+            await self.jobs.delete(who, job["id"])
         spec = JobSpec(
             name=name,
             action=template.action(),
@@ -110,9 +118,9 @@ class Templates:
             labels={"template": template.digest},
         )
         try:
-            job = await self.svc.jobs.create(who, spec)
+            job = await self.jobs.create(who, spec)
         except Conflict:  # another process made it first
-            async with self.svc.db.read() as conn:
+            async with self.db.read() as conn:
                 job = await job_store.get_by_name(conn, template.space, name)
             if job is None:
                 raise
@@ -124,13 +132,13 @@ class Templates:
         the run then, or None if neither happened in `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while True:
-            async with self.svc.db.read() as conn:
+            async with self.db.read() as conn:
                 run = await run_store.get(conn, run_id, output=True)
             if run is None:
                 raise NotFound(f"run '{run_id}' not found")
-            if run["external_id"] or run["state"] in FINAL:
+            if run["external_id"] or run["state"] in FINAL_STATES:
                 return run
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            await self.svc.signals.events.wait(min(left, 0.05))
+            await self.signals.events.wait(min(left, 0.05))

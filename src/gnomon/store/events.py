@@ -1,27 +1,14 @@
-"""The append-only event log of run transitions."""
+"""Reads of the append-only event log of run transitions (store/ledger.py writes it)."""
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from gnomon.store._sql import Rows, bulk_insert, mappings
+from gnomon.store._sql import mappings
 from gnomon.store.schema import events
-
-COLUMNS = ("run_id", "job_id", "space", "executor", "attempt", "state", "status", "at")
-_record = operator.itemgetter(*COLUMNS)
-
-
-def new_rows(rows: Sequence[dict[str, Any]]) -> Rows:
-    return Rows(events, COLUMNS, list(map(_record, rows)))
-
-
-async def append(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    await bulk_insert(conn, new_rows(rows))
 
 
 async def after(

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from gnomon.vocabulary import HELD_STATES, RunState
+
 metadata = sa.MetaData()
 
+_QUEUED = f"state = '{RunState.queued.value}'"
+_HELD = "state IN ({})".format(", ".join(f"'{s.value}'" for s in HELD_STATES))
 JSON = sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql")
 Id = sa.String(26)
 Time = sa.Float(precision=53)
@@ -186,14 +190,14 @@ runs = sa.Table(
         "executor",
         "not_before",
         "id",
-        sqlite_where=sa.text("state = 'queued'"),
-        postgresql_where=sa.text("state = 'queued'"),
+        sqlite_where=sa.text(_QUEUED),
+        postgresql_where=sa.text(_QUEUED),
     ),
     sa.Index(
         "ix_runs_leases",
         "lease_expires_at",
-        sqlite_where=sa.text("state IN ('claimed', 'running')"),
-        postgresql_where=sa.text("state IN ('claimed', 'running')"),
+        sqlite_where=sa.text(_HELD),
+        postgresql_where=sa.text(_HELD),
     ),
     sa.Index("ix_runs_job", "job_id", "id"),
     # The database is the arbiter of "a slot fires once".

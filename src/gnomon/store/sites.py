@@ -1,9 +1,9 @@
-"""Site queues: claims in one statement, the agents seen, reservations of a site's time, the
-spaces that use a site, site keys."""
+"""Sites: the agents seen, reservations of a site's time, the spaces that use a site, site
+keys, and reads of a site's runs (claims go through store/ledger.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -11,134 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gnomon.store._sql import chunks, is_postgres, mappings, upsert_insert
 from gnomon.store.runs import LIST_COLUMNS
-from gnomon.store.schema import agents, events, jobs, reservations, runs, site_keys
-
-SITE_PREFIX = "site:"
-
-
-def _claimed_values(worker_id: str, lease_until: float, now: float) -> dict[str, Any]:
-    return {
-        "state": "claimed",
-        "worker_id": worker_id,
-        "lease_expires_at": lease_until,
-        "claimed_at": now,
-        "updated_at": now,
-        "output": "",  # a new attempt starts a new log
-        "output_size": 0,
-    }
-
-
-CLAIMED_EVENT = ["run_id", "job_id", "space", "executor", "attempt", "state", "status", "at"]
-
-
-def _claimed_events(c: Any, now: float) -> sa.Select:
-    """The `claimed` event of each run in `c` (columns of a claimed-runs set)."""
-    return sa.select(
-        c.id, c.job_id, c.space, c.executor, c.attempt, c.state, c.status, sa.literal(now)
-    )
-
-
-async def claim(
-    conn: AsyncConnection,
-    *,
-    executor: str,
-    spaces: Sequence[str] | None,
-    limit: int,
-    worker_id: str,
-    lease_until: float,
-    now: float,
-    jobs_known: Callable[[str], dict[str, Any] | None] | None = None,
-    job_ids: Sequence[str] | None = None,
-) -> list[dict[str, Any]]:
-    """Claim up to `limit` due queued runs of one executor, oldest first, in ONE statement
-    (UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED) on PostgreSQL; on SQLite the
-    writer's BEGIN IMMEDIATE serialises it), and log their `claimed` events (in the same
-    statement on PostgreSQL). Runs of jobs with a concurrency limit are left for
-    `store.runs.claim`, which counts what they hold.
-
-    Returns the claimed runs with their job's `action`, `retry` and `job_name` (on SQLite
-    from `jobs_known` where it knows them, else read). With `job_ids`, only runs of those jobs.
-    """
-    pick = (
-        sa.select(runs.c.id)
-        .join(jobs, jobs.c.id == runs.c.job_id)
-        .where(
-            runs.c.state == "queued",
-            runs.c.executor == executor,
-            runs.c.not_before <= now,
-            jobs.c.concurrency["max_running"].as_string().is_(None),
-        )
-        .order_by(runs.c.not_before, runs.c.id)
-        .limit(limit)
-    )
-    if spaces is not None:
-        pick = pick.where(runs.c.space.in_(list(spaces)))
-    if job_ids is not None:
-        pick = pick.where(runs.c.job_id.in_(list(job_ids)))
-    values = _claimed_values(worker_id, lease_until, now)
-    if is_postgres(conn):
-        # One statement: claim, log each run's `claimed` event, return the runs.
-        pick = pick.with_for_update(skip_locked=True, of=runs)
-        claimed = (
-            sa.update(runs)
-            .where(runs.c.id.in_(pick.scalar_subquery()), runs.c.job_id == jobs.c.id)
-            .values(values)
-            .returning(*LIST_COLUMNS, jobs.c.action, jobs.c.retry, jobs.c.name.label("job_name"))
-            .cte("claimed")
-        )
-        logged = (
-            sa.insert(events)
-            .from_select(CLAIMED_EVENT, _claimed_events(claimed.c, now))
-            .cte("logged")
-        )
-        rows = mappings(await conn.execute(sa.select(claimed).add_cte(logged)))
-    else:
-        stmt = (
-            sa.update(runs)
-            .where(runs.c.id.in_(pick.scalar_subquery()))
-            .values(values)
-            .returning(*LIST_COLUMNS)
-        )
-        rows = mappings(await conn.execute(stmt))
-        if rows:
-            ids = [r["id"] for r in rows]
-            chosen = sa.select(runs).where(runs.c.id.in_(ids)).subquery()
-            log = sa.insert(events).from_select(CLAIMED_EVENT, _claimed_events(chosen.c, now))
-            await conn.execute(log)
-        known = {}
-        for job_id in {r["job_id"] for r in rows}:
-            fields = jobs_known(job_id) if jobs_known else None
-            if fields is not None:
-                known[job_id] = fields
-        if missing := {r["job_id"] for r in rows} - set(known):
-            known |= await job_fields(conn, missing)
-        for r in rows:
-            r.update(known[r["job_id"]])
-    rows.sort(key=lambda r: (r["not_before"], r["id"]))
-    return rows
-
-
-async def job_fields(conn: AsyncConnection, ids: set[str]) -> dict[str, dict[str, Any]]:
-    """What a claimed run carries of its job: action, retry policy, name."""
-    stmt = sa.select(jobs.c.id, jobs.c.action, jobs.c.retry, jobs.c.name).where(
-        jobs.c.id.in_(list(ids))
-    )
-    return {
-        r.id: {"action": r.action, "retry": r.retry, "job_name": r.name}
-        for r in await conn.execute(stmt)
-    }
-
-
-async def take(
-    conn: AsyncConnection, run_id: str, *, worker_id: str, lease_until: float, now: float
-) -> bool:
-    """Claim one named queued run (a site reporting on a job it never polled for)."""
-    stmt = (
-        sa.update(runs)
-        .where(runs.c.id == run_id, runs.c.state == "queued")
-        .values(_claimed_values(worker_id, lease_until, now))
-    )
-    return (await conn.execute(stmt)).rowcount > 0
+from gnomon.store.schema import agents, jobs, reservations, runs, site_keys
+from gnomon.vocabulary import ACTIVE_STATES, LIVE_STATES, SITE_PREFIX, values
 
 
 async def get_for_report(conn: AsyncConnection, run_id: str) -> dict[str, Any] | None:
@@ -154,26 +28,12 @@ async def get_for_report(conn: AsyncConnection, run_id: str) -> dict[str, Any] |
     return dict(row._mapping) if row else None
 
 
-async def extend_leases(conn: AsyncConnection, executor_prefix: str, lease_until: float) -> int:
-    """Push every held lease of these executors to at least `lease_until`."""
-    stmt = (
-        sa.update(runs)
-        .where(
-            runs.c.state.in_(("claimed", "running")),
-            runs.c.executor.startswith(executor_prefix, autoescape=True),
-            runs.c.lease_expires_at < lease_until,
-        )
-        .values(lease_expires_at=lease_until)
-    )
-    return (await conn.execute(stmt)).rowcount
-
-
 async def active_runs(
     conn: AsyncConnection, executor: str, spaces: Sequence[str] | None, job_id: str | None
 ) -> list[dict[str, Any]]:
     stmt = sa.select(*LIST_COLUMNS).where(
         runs.c.executor == executor,
-        runs.c.state.in_(("pending", "queued", "claimed", "running")),
+        runs.c.state.in_(values(LIVE_STATES)),
     )
     if spaces is not None:
         stmt = stmt.where(runs.c.space.in_(list(spaces)))
@@ -258,7 +118,7 @@ async def counts(
             sa.select(runs.c.executor, runs.c.state, sa.func.count())
             .where(
                 runs.c.executor.in_([SITE_PREFIX + s for s in part]),
-                runs.c.state.in_(("queued", "claimed", "running")),
+                runs.c.state.in_(values(ACTIVE_STATES)),
             )
             .group_by(runs.c.executor, runs.c.state)
         )

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from gnomon.api.compat.mount import FaceMount, face
+from gnomon.api.compat.kit import FaceMount, face
 
 
 async def bare(scope: Scope, receive: Receive, send: Send) -> None:

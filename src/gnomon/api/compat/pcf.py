@@ -4,13 +4,14 @@ A translator onto gnomon's own objects, with no rules of its own:
 
 - a PCF *job* is a gnomon job bound to an app whose action is `shell`; a *call* is one whose
   action is `http` (POST to the URL, `Authorization: <auth_header>`, no body);
-- a *schedule* is a gnomon cron schedule in the space's time zone; an *execution* is a run;
+- a *schedule* is a gnomon cron schedule (in the space's time zone, as every schedule made
+  without one); an *execution* is a run;
 - guids are UUIDs: apps and spaces keep theirs, jobs, schedules and runs show their ULID as
   the UUID with the same 128 bits (and are found by it);
 - `space_guid` is the guid of a gnomon space (a space's name is accepted too).
 
 What the face adds is presentation: field order, zero times, numbered pages, and errors
-whose body is the JSON empty string with the contract's status codes.
+whose body is the JSON empty string with the contract's status codes (its dialect, `Blank`).
 """
 
 from __future__ import annotations
@@ -24,21 +25,17 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr, ValidationError
 from starlette.datastructures import State
-from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
 from gnomon import cron
-from gnomon.api.allow import allowed_methods
-from gnomon.api.compat.mount import Face, face
+from gnomon.api.compat import kit
 from gnomon.api.present import JSON, iso
 from gnomon.config import Settings
 from gnomon.domain import Principal, Role, RunState
-from gnomon.errors import GnomonError, Invalid, NotFound, Unauthorized
+from gnomon.errors import GnomonError, Invalid, NotFound
 from gnomon.service import Service
 from gnomon.service.apps import parse_guid
 from gnomon.specs import JobSpec, RunRequest, ScheduleSpec
@@ -165,11 +162,7 @@ def _svc(request: Request) -> Service:
     return request.app.state.svc
 
 
-async def _who(request: Request) -> Principal:
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise Unauthorized("expected 'Authorization: Bearer <token>'")
-    return await _svc(request).access.authenticate(secret.strip())
+_who = kit.token_holder
 
 
 def _paging(request: Request) -> tuple[int, int]:
@@ -227,7 +220,7 @@ async def _executables(
     svc: Service, kind: Kind, rows: list[dict[str, Any]], fresh: bool = False
 ) -> list[dict[str, Any]]:
     spaces = await svc.access.spaces([r["space"] for r in rows])
-    states = {} if fresh or kind is CALLS else await svc.history.job_states([r["id"] for r in rows])
+    states = {} if fresh or kind is CALLS else await svc.apps.job_states([r["id"] for r in rows])
     out = []
     for r in rows:
         space = spaces.get(r["space"], {})
@@ -424,9 +417,7 @@ def _routes(kind: Kind) -> None:
             expr = cron.validate_cron5(body.expression)
         except cron.TriggerError as exc:
             raise Invalid("expression", exc.message) from None
-        space = await svc.access.space(job["space"])
-        zone = space["timezone"] if space else "UTC"
-        spec = ScheduleSpec(cron=expr, timezone=zone, enabled=body.enabled)
+        spec = ScheduleSpec(cron=expr, enabled=body.enabled)  # in the space's time zone
         row = await svc.schedules.create(who, job["id"], spec)
         return JSON(_schedule(kind, row), status_code=201)
 
@@ -434,7 +425,7 @@ def _routes(kind: Kind) -> None:
         who = await _who(request)
         svc = _svc(request)
         job = await _executable(request, who, kind, ref, Role.developer)
-        row = await svc.history.schedule_of(who, job["id"], ulid_of(sref))
+        row = await svc.apps.schedule_of(who, job, ulid_of(sref))
         await svc.schedules.delete(who, row["id"])
         return Response(status_code=204)
 
@@ -455,9 +446,9 @@ async def _history(request: Request, kind: Kind, ref: str, sref: str | None) -> 
     who = await _who(request)
     page, size = _paging(request)
     job = await _executable(request, who, kind, ref)
-    runs, total = await _svc(request).history.page(
+    runs, total = await _svc(request).apps.history(
         who,
-        job["id"],
+        job,
         schedule_id=None if sref is None else ulid_of(sref),
         offset=(page - 1) * size,
         limit=size,
@@ -472,69 +463,25 @@ _routes(CALLS)
 # --- the application ------------------------------------------------------------------------
 
 
-def _blank(status: int, headers: dict[str, str] | None = None) -> Response:
-    return Response(EMPTY, status_code=status, media_type="application/json", headers=headers)
+class Blank(kit.Dialect):
+    """The contract's errors: its status codes (it knows 401, 404 and 422), the body `""`."""
+
+    def answer(self, status: int, message: str = "") -> Response:
+        return Response(EMPTY, status_code=status, media_type="application/json")
+
+    def words(self, exc: GnomonError) -> tuple[int, str]:
+        return STATUS.get(exc.status, exc.status), exc.message
+
+    def refused(self, status: int, message: str) -> Response:
+        return self.answer(status)
 
 
-def create_face(state: State) -> FastAPI:
+def create_face(state: State, settings: Settings) -> FastAPI:
     """The face as an application of its own, sharing `state` (and so the service)."""
-    face = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, default_response_class=JSON)
-    face.state = state
-
-    @face.exception_handler(GnomonError)
-    async def _gnomon(_: Request, exc: GnomonError) -> Response:
-        return _blank(STATUS.get(exc.status, exc.status))
-
-    @face.exception_handler(RequestValidationError)
-    async def _invalid_request(_: Request, exc: RequestValidationError) -> Response:
-        return _blank(422)
-
-    @face.exception_handler(ValidationError)
-    async def _invalid_value(_: Request, exc: ValidationError) -> Response:
-        return _blank(422)
-
-    @face.exception_handler(HTTPException)
-    async def _http(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 405:
-            return _blank(405, {"Allow": allowed_methods(face, request.scope)})
-        return _blank(exc.status_code, exc.headers)
-
+    face = kit.application(state, DIALECT)
     face.include_router(router)
     return face
 
 
-def blank_errors(app: ASGIApp) -> ASGIApp:
-    """Every error answer becomes the contract's: its status, and the body `""`."""
-
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        blanked = False
-
-        async def send_blank(message: Message) -> None:
-            nonlocal blanked
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                blanked = True
-                keep = [
-                    (k, v)
-                    for k, v in message.get("headers", [])
-                    if k.lower() not in (b"content-length", b"content-type")
-                ]
-                head = [(b"content-type", b"application/json"), (b"content-length", b"2")]
-                await send({**message, "headers": keep + head})
-            elif message["type"] == "http.response.body" and blanked:
-                if not message.get("more_body", False):
-                    await send({"type": "http.response.body", "body": EMPTY})
-            else:
-                await send(message)
-
-        await app(scope, receive, send_blank)
-
-    return wrapped
-
-
-def mounted(state: State, settings: Settings) -> Face | None:
-    """The face at its prefix and on its hosts (None when it has neither)."""
-    app = create_face(state)
-    return face(app, settings.pcf_prefix, settings.pcf_hosts, present=blank_errors)
+DIALECT = Blank()
+FACE = kit.Face("pcf", create_face, DIALECT, lambda s: (s.pcf_prefix, s.pcf_hosts))

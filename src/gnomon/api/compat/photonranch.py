@@ -18,7 +18,7 @@ A translator onto gnomon's site queues, with no rules of its own:
 
 Every answer is JSON, errors too: the original's error text as a JSON string (so clients
 that call `.json()` on every answer work, and a browser's JSON-or-text parsing gets the same
-text); every answer carries the CORS headers.
+text; the dialect `Text`); every answer carries the CORS headers.
 """
 
 from __future__ import annotations
@@ -35,26 +35,20 @@ from fastapi import FastAPI, Request
 from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ulid import ULID
 
 from gnomon.api import streams
-from gnomon.api.compat.mount import Face, face
+from gnomon.api.compat import kit
+from gnomon.api.compat.kit import Refusal
 from gnomon.api.present import JSON
 from gnomon.config import Settings
 from gnomon.domain import Principal, RunState
-from gnomon.errors import (
-    Busy,
-    Conflict,
-    Forbidden,
-    GnomonError,
-    Invalid,
-    NotFound,
-    Unauthorized,
-)
+from gnomon.errors import Forbidden, GnomonError, Invalid, NotFound, Unauthorized
 from gnomon.service import Service
+from gnomon.service.access import stream_holder
 from gnomon.service.sites import KEY_HEADER, SiteFace
 from gnomon.specs import SITE, ReportSpec
+from gnomon.vocabulary import site_of
 
 AGENT = "photonranch"
 SITE_RE = re.compile(SITE)
@@ -76,20 +70,16 @@ DAY_MS = 24 * 3600 * 1000
 TAKE_MAX = 1000  # runs per claim; getnewjobs claims again while full
 LIST_MAX = 10000
 WAIT_MAX_S = 60.0
-CORS = [
-    (b"access-control-allow-origin", b"*"),
-    (b"access-control-allow-credentials", b"true"),
-]
-PREFLIGHT = [
-    *CORS,
-    (b"access-control-allow-methods", b"OPTIONS,POST"),
-    (
-        b"access-control-allow-headers",
-        b"Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token,X-Site-Key",
+CORS = {"access-control-allow-origin": "*", "access-control-allow-credentials": "true"}
+PREFLIGHT = {
+    **CORS,
+    "access-control-allow-methods": "OPTIONS,POST",
+    "access-control-allow-headers": (
+        "Content-Type,X-Amz-Date,Authorization,X-Api-Key,X-Amz-Security-Token,X-Site-Key"
     ),
-    (b"access-control-max-age", b"600"),
-    (b"content-length", b"0"),
-]
+    "access-control-max-age": "600",
+    "content-length": "0",
+}
 
 # The site's words and the run states they stand for; any other word means running.
 WORD_STATE = {
@@ -116,14 +106,6 @@ STATE_WORD = {
 }
 
 
-class Refused(Exception):
-    """An answer in the contract's words: a status and the error's text."""
-
-    def __init__(self, status: int, text: str):
-        super().__init__(text)
-        self.status, self.text = status, text
-
-
 def state_of(word: str) -> RunState:
     return WORD_STATE.get(word.upper(), RunState.running)
 
@@ -142,7 +124,7 @@ def job_name(site: str) -> str:
 def item(run: dict[str, Any]) -> dict[str, Any]:
     p = run.get("params") or {}
     out = {
-        "site": run["executor"].removeprefix("site:"),
+        "site": site_of(run["executor"]),
         "ulid": run["id"],
         "statusId": f"{word_of(run)}#{run['id']}",
         "action": p.get("action"),
@@ -181,42 +163,37 @@ async def _body(request: Request) -> dict[str, Any]:
     try:
         data = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError:
-        raise Refused(400, "Error: the body is not valid JSON") from None
+        raise Refusal(400, "Error: the body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise Refused(400, "Error: the body must be a JSON object")
+        raise Refusal(400, "Error: the body must be a JSON object")
     return data
 
 
 def _site(value: Any) -> str:
     if not isinstance(value, str) or not SITE_RE.match(value):
-        raise Refused(400, "Error: site must be a site abbreviation (letters, digits, '_.-')")
+        raise Refusal(400, "Error: site must be a site abbreviation (letters, digits, '_.-')")
     return value
 
 
 def _ulid(value: Any, site: str) -> str:
     if not isinstance(value, str) or len(value) != 26:
-        raise Refused(404, f"Error: no job {value!r} at site {site}")
+        raise Refusal(404, f"Error: no job {value!r} at site {site}")
     return value.upper()
 
 
 def _seconds(value: Any, key: str, *, low: float, high: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise Refused(400, f"Error: {key} must be a number")
+        raise Refusal(400, f"Error: {key} must be a number")
     try:
         number = float(value)
     except ValueError:
-        raise Refused(400, f"Error: {key} must be a number") from None
+        raise Refusal(400, f"Error: {key} must be a number") from None
     if not math.isfinite(number) or not low <= number <= high:
-        raise Refused(400, f"Error: {key} must be a number from {low:g} to {high:g}")
+        raise Refusal(400, f"Error: {key} must be a number from {low:g} to {high:g}")
     return number
 
 
-async def _user(request: Request) -> Principal:
-    """The caller of newjob: a gnomon token or a verified external JWT."""
-    scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
-        raise Unauthorized("expected 'Authorization: Bearer <token>'")
-    return await _svc(request).access.authenticate(secret.strip())
+_user = kit.token_holder  # a gnomon token or a verified external JWT
 
 
 def _face(request: Request) -> SiteFace:
@@ -256,7 +233,7 @@ async def newjob(request: Request) -> JSON:
     body = await _body(request)
     for key in NEWJOB_KEYS:
         if key not in body:
-            raise Refused(400, f"Error: missing required key {key}")
+            raise Refusal(400, f"Error: missing required key {key}")
     site = _site(body["site"])
     params = {
         "device": body["device"],
@@ -276,7 +253,7 @@ async def newjob(request: Request) -> JSON:
 async def getnewjobs(request: Request) -> JSON:
     body = await _body(request)
     if "site" not in body:
-        raise Refused(400, "Error: missing required key site")
+        raise Refusal(400, "Error: missing required key site")
     site = _site(body["site"])
     wait_s = _seconds(body.get("wait_s", 0), "wait_s", low=0, high=WAIT_MAX_S)
     who = await _site_caller(request, site, acts=True)
@@ -289,32 +266,32 @@ async def getnewjobs(request: Request) -> JSON:
         if len(batch) < TAKE_MAX:
             break
     # Shown as they were when taken, as the original did.
-    return JSON([item({**r, "state": "queued", "status": None}) for r in taken])
+    return JSON([item({**r, "state": RunState.queued.value, "status": None}) for r in taken])
 
 
 async def _report(request: Request, word: str | None) -> JSON:
     body = await _body(request)
     if "site" not in body or "ulid" not in body:
-        raise Refused(400, NEEDS_IDS)
+        raise Refusal(400, NEEDS_IDS)
     site = _site(body["site"])
     run_id = _ulid(body["ulid"], site)
     if word is None:
         if "newStatus" not in body:
-            raise Refused(400, "Error: missing required key newStatus")
+            raise Refusal(400, "Error: missing required key newStatus")
         word = body["newStatus"]
         if not isinstance(word, str) or not word.strip() or len(word) > 200:
-            raise Refused(400, "Error: newStatus must be a word like STARTED or COMPLETE")
+            raise Refusal(400, "Error: newStatus must be a word like STARTED or COMPLETE")
     given = body.get("secondsUntilComplete")
     eta = -1.0 if given in (None, "") else _seconds(given, "secondsUntilComplete", low=-1, high=1e9)
     state = state_of(word)
     if state in (RunState.queued, RunState.pending):
-        raise Refused(409, f"Error: a job cannot go back to {word}")
+        raise Refusal(409, f"Error: a job cannot go back to {word}")
     who = await _site_caller(request, site, acts=True)
     spec = ReportSpec(state=state.value, status=word, eta_s=eta)  # type: ignore[arg-type]
     try:
         await _svc(request).sites.face_report(_face(request), who, run_id, spec, site=site)
     except NotFound:
-        raise Refused(404, f"Error: no job {run_id} at site {site}") from None
+        raise Refusal(404, f"Error: no job {run_id} at site {site}") from None
     shown = given if isinstance(given, int | float) and not isinstance(given, bool) else eta
     return JSON(
         {"ulid": run_id, "statusId": f"{word}#{run_id}", "secondsUntilComplete": _number(shown)}
@@ -332,7 +309,7 @@ async def startjob(request: Request) -> JSON:
 async def getrecentjobs(request: Request) -> JSON:
     body = await _body(request)
     if "site" not in body:
-        raise Refused(400, "Error: missing required key site")
+        raise Refusal(400, "Error: missing required key site")
     site = _site(body["site"])
     span_ms = _seconds(body.get("timeRange", DAY_MS), "timeRange", low=0, high=1e15)
     who = await _site_caller(request, site, acts=False)
@@ -349,14 +326,9 @@ async def events(request: Request, site: str) -> Response:
     site = _site(site)
     who = await _site_caller(request, site, acts=False)
     svc = _svc(request)
-    tokenless = not request.headers.get("authorization")
-    try:
-        release = streams.slot(svc, request, None if tokenless else who)
-    except Busy as exc:
-        answer = _error(exc.status, f"Error: {exc.message}")
-        answer.headers["Retry-After"] = str(exc.retry_after_s)
-        return answer
-    check = None if tokenless else streams.caller_check(svc, request, who, ticket=False)
+    holder = stream_holder(who)
+    release = streams.slot(svc, request, holder)
+    check = None if holder is None else streams.caller_check(svc, request, who, ticket=False)
     try:
         feed = svc.sites.face_watch(_face(request), who, site, check)
     except BaseException:
@@ -378,43 +350,36 @@ async def events(request: Request, site: str) -> Response:
 # --- the application ------------------------------------------------------------------------
 
 
-def _error(status: int, text: str) -> Response:
-    return JSON(text, status_code=status)
+class Text(kit.Dialect):
+    """The original's errors: their text as a JSON string ("Error: …", "Unauthorized: …")."""
 
+    cors = kit.Cors(CORS, PREFLIGHT, preflight_status=200)
 
-def _gnomon_text(exc: GnomonError) -> tuple[int, str]:
-    if isinstance(exc, Forbidden) and exc.code == "reserved":
-        return 401, RESERVED
-    if isinstance(exc, Unauthorized | Forbidden):
-        return 401, f"Unauthorized: {exc.message}"
-    if isinstance(exc, Invalid) or exc.status in (400, 422):
-        return 400, f"Error: {exc.message}"
-    if isinstance(exc, NotFound | Conflict):
+    def answer(self, status: int, message: str) -> Response:
+        return JSON(message, status_code=status)
+
+    def words(self, exc: GnomonError) -> tuple[int, str]:
+        if isinstance(exc, Forbidden) and exc.code == "reserved":
+            return 401, RESERVED
+        if isinstance(exc, Unauthorized | Forbidden):
+            return 401, f"Unauthorized: {exc.message}"
+        if isinstance(exc, Invalid) or exc.status in (400, 422):
+            return 400, f"Error: {exc.message}"
         return exc.status, f"Error: {exc.message}"
-    return exc.status, f"Error: {exc.message}"
+
+    def refused(self, status: int, message: str) -> Response:
+        return super().refused(status, f"Error: {message}")
+
+    def http(self, request: Request, exc: HTTPException) -> tuple[int, str]:
+        return exc.status_code, f"Error: {exc.detail}"
+
+    def fault(self) -> tuple[int, str]:
+        return 500, f"Error: {kit.FAULT}"
 
 
-def create_face(state: State) -> FastAPI:
+def create_face(state: State, settings: Settings) -> FastAPI:
     """The face as an application of its own, sharing `state` (and so the service)."""
-    face = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, default_response_class=JSON)
-    face.state = state
-
-    @face.exception_handler(Refused)
-    async def _refused(_: Request, exc: Refused) -> Response:
-        return _error(exc.status, exc.text)
-
-    @face.exception_handler(GnomonError)
-    async def _gnomon(_: Request, exc: GnomonError) -> Response:
-        return _error(*_gnomon_text(exc))
-
-    @face.exception_handler(HTTPException)
-    async def _http(_: Request, exc: HTTPException) -> Response:
-        return _error(exc.status_code, f"Error: {exc.detail}")
-
-    @face.exception_handler(Exception)
-    async def _fault(_: Request, exc: Exception) -> Response:
-        return _error(500, "Error: internal error; see the server log")
-
+    face = kit.application(state, DIALECT)
     for path, handler in (
         ("/newjob", newjob),
         ("/getnewjobs", getnewjobs),
@@ -427,65 +392,5 @@ def create_face(state: State) -> FastAPI:
     return face
 
 
-def cors(app: ASGIApp) -> ASGIApp:
-    """CORS headers on every answer; preflights answered here; the request guard's JSON
-    envelope (`{"error": {...}}`) turned into the face's error, a JSON string."""
-
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        if scope["method"] == "OPTIONS":
-            await send({"type": "http.response.start", "status": 200, "headers": PREFLIGHT})
-            await send({"type": "http.response.body", "body": b""})
-            return
-        held: Message | None = None  # an error's start, until its body shows whose it is
-        body = b""
-
-        async def send_with_cors(message: Message) -> None:
-            nonlocal held, body
-            if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() not in _CORS]
-                message = {**message, "headers": headers + CORS}
-                if message["status"] >= 400 and JSON_TYPE in headers:
-                    held = message
-                    return
-                await send(message)
-            elif message["type"] == "http.response.body" and held is not None:
-                body += message.get("body", b"")
-                if message.get("more_body", False):
-                    return
-                start, held = held, None
-                await _send_error(send, start, body)
-            else:
-                await send(message)
-
-        await app(scope, receive, send_with_cors)
-
-    return wrapped
-
-
-async def _send_error(send: Send, start: Message, body: bytes) -> None:
-    """An error answer as the face gives it: the guard's envelope becomes its message as a
-    JSON string (422 becoming 400); the face's own errors pass unchanged."""
-    try:
-        message = orjson.loads(body)["error"]["message"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        message = None
-    if isinstance(message, str):
-        body = orjson.dumps(f"Error: {message}")
-        status = 400 if start["status"] == 422 else start["status"]
-        headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
-        headers.append((b"content-length", str(len(body)).encode()))
-        start = {**start, "status": status, "headers": headers}
-    await send(start)
-    await send({"type": "http.response.body", "body": body})
-
-
-_CORS = {k for k, _ in CORS}
-JSON_TYPE = (b"content-type", b"application/json")
-
-
-def mounted(state: State, settings: Settings) -> Face | None:
-    """The face at its prefix (None when the prefix is '')."""
-    return face(create_face(state), settings.photonranch_prefix, present=cors)
+DIALECT = Text()
+FACE = kit.Face("photonranch", create_face, DIALECT, lambda s: (s.photonranch_prefix, ()))

@@ -5,6 +5,7 @@ policy's command script out, in the original `{status, commands, message}` envel
 JSON, open CORS, no auth unless GNOMON_SCHEDULE_API_AUTH is set. Nothing is stored; the
 verifier's verdict travels in the `X-Gnomon-Verified` header (true/false). Config keys the
 policy does not know are ignored, as the original ignored them, and named in `message`.
+Errors, the request guard's too, are `{status: "error", message}` (the dialect `Envelope`).
 """
 
 from __future__ import annotations
@@ -13,18 +14,22 @@ import json
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, Request
-from starlette.responses import Response
+from fastapi import FastAPI, Request
+from starlette.datastructures import State
+from starlette.exceptions import HTTPException
 
+from gnomon.api.compat import kit
+from gnomon.api.compat.kit import Refusal
 from gnomon.api.deps import principal_of
 from gnomon.api.present import JSON
-from gnomon.errors import Busy, GnomonError
-from gnomon.plans.specs import parse_when
+from gnomon.config import Settings
+from gnomon.errors import GnomonError
+from gnomon.plans.requests import parse_when
 from gnomon.service.plans import PlanInvalid
 
 log = structlog.get_logger(__name__)
-router = APIRouter(include_in_schema=False)
-PATHS = ("/api/v1/schedule/", "/api/v1/schedule")
+PREFIX = "/api/v1/schedule"
+PATHS = ("/", "")  # under PREFIX: with and without the trailing slash
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "POST, OPTIONS",
@@ -36,28 +41,31 @@ DATE_MESSAGE = "Invalid date format, needs to be ISO format"
 POLICY_MESSAGE = "Invalid policy, needs to be a json string"
 
 
-class FaceError(Exception):
-    def __init__(self, message: str, status: int = 400):
-        super().__init__(message)
-        self.message, self.status = message, status
+class Envelope(kit.Dialect):
+    """The original's `{status: "error", message}`; bad input is a 400."""
 
+    cors = kit.Cors(CORS, CORS)
 
-def reply(status: int, body: dict[str, Any], **headers: str) -> JSON:
-    return JSON(body, status_code=status, headers={**CORS, **headers})
+    def answer(self, status: int, message: str) -> JSON:
+        return JSON({"status": "error", "message": message}, status_code=status)
 
+    def words(self, exc: GnomonError) -> tuple[int, str]:
+        return (400 if isinstance(exc, PlanInvalid) else exc.status), exc.message
 
-def error(message: str, status: int = 400) -> JSON:
-    return reply(status, {"status": "error", "message": message})
+    def http(self, request: Request, exc: HTTPException) -> tuple[int, str]:
+        if exc.status_code == 405:
+            return 405, "Method not allowed; use POST"
+        return exc.status_code, str(exc.detail)
 
 
 def _window(doc: dict[str, Any]) -> tuple[float, float]:
     for field in ("t0", "t1"):
         if doc.get(field) is None:
-            raise FaceError(f"Missing {field} field")
+            raise Refusal(400, f"Missing {field} field")
     try:
         return parse_when(doc["t0"]), parse_when(doc["t1"])
     except (ValueError, TypeError, OverflowError) as exc:
-        raise FaceError(DATE_MESSAGE) from exc
+        raise Refusal(400, DATE_MESSAGE) from exc
 
 
 def _policy(doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -69,68 +77,55 @@ def _policy(doc: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         try:
             raw = json.loads(raw)
         except (ValueError, RecursionError) as exc:
-            raise FaceError(POLICY_MESSAGE) from exc
+            raise Refusal(400, POLICY_MESSAGE) from exc
     if not isinstance(raw, dict):
-        raise FaceError(POLICY_MESSAGE)
+        raise Refusal(400, POLICY_MESSAGE)
     name = raw.get("policy", "dummy")
     config = raw.get("config") or {}
     if not isinstance(name, str):
-        raise FaceError(POLICY_MESSAGE)
+        raise Refusal(400, POLICY_MESSAGE)
     if not isinstance(config, dict):
-        raise FaceError("Invalid policy config, needs to be a json object")
+        raise Refusal(400, "Invalid policy config, needs to be a json object")
     return name, config
 
 
-@router.options(PATHS[0])
-@router.options(PATHS[1])
-async def preflight() -> Response:
-    return Response(status_code=204, headers=CORS)
-
-
-@router.api_route(PATHS[0], methods=["GET", "PUT", "PATCH", "DELETE"])
-@router.api_route(PATHS[1], methods=["GET", "PUT", "PATCH", "DELETE"])
-async def other_methods() -> JSON:
-    return error("Method not allowed; use POST", 405)
-
-
-@router.post(PATHS[0])
-@router.post(PATHS[1])
 async def schedule(request: Request) -> JSON:
     svc = request.app.state.svc
+    if svc.settings.schedule_api_auth:
+        await principal_of(request)
     try:
-        if svc.settings.schedule_api_auth:
-            await principal_of(request)
-        try:
-            doc = json.loads(await request.body() or b"null")
-        except (ValueError, RecursionError):
-            doc = None
-        if not isinstance(doc, dict):
-            raise FaceError("Invalid input, needs to be a JSON object")
-        t0, t1 = _window(doc)
-        name, config = _policy(doc)
+        doc = json.loads(await request.body() or b"null")
+    except (ValueError, RecursionError):
+        doc = None
+    if not isinstance(doc, dict):
+        raise Refusal(400, "Invalid input, needs to be a JSON object")
+    t0, t1 = _window(doc)
+    name, config = _policy(doc)
+    try:
         made = await svc.plans.preview(name, config, t0, t1, ignore_unknown=True)
-    except FaceError as exc:
-        return error(exc.message, exc.status)
-    except PlanInvalid as exc:
-        return error(exc.message, 400)
-    except Busy as exc:
-        return reply(
-            exc.status,
-            {"status": "error", "message": exc.message},
-            **{"Retry-After": str(exc.retry_after_s)},
-        )
-    except GnomonError as exc:
-        return error(exc.message, exc.status)
+    except GnomonError:
+        raise
     except Exception:
         log.exception("schedule policy failed")
-        return error("Internal error in the policy; see the server log", 500)
+        raise Refusal(500, "Internal error in the policy; see the server log") from None
     verified = "true" if made["verification"]["ok"] else "false"
     message = "Success"
     if made["ignored"]:
         names = ", ".join(repr(k) for k in made["ignored"])
         message += f"; ignored config key(s) the policy '{name}' does not know: {names}"
-    return reply(
-        200,
+    return JSON(
         {"status": "ok", "commands": made["commands"], "message": message},
-        **{"X-Gnomon-Verified": verified},
+        headers={"X-Gnomon-Verified": verified},
     )
+
+
+def create_face(state: State, settings: Settings) -> FastAPI:
+    """The face as an application of its own, sharing `state` (and so the service)."""
+    face = kit.application(state, DIALECT)
+    for path in PATHS:
+        face.add_api_route(path, schedule, methods=["POST"])
+    return face
+
+
+DIALECT = Envelope()
+FACE = kit.Face("schedule_api", create_face, DIALECT, lambda s: (PREFIX, ()))

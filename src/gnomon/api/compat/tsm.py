@@ -16,20 +16,21 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import orjson
 from fastapi import FastAPI, Request
 from starlette.datastructures import State
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.exceptions import HTTPException
 
-from gnomon.api.compat.mount import Face, face
+from gnomon.api.compat import kit
+from gnomon.api.compat.kit import Refusal
 from gnomon.api.deps import principal_of
 from gnomon.api.present import JSON
 from gnomon.config import Settings
-from gnomon.domain import Principal, Role, RunState
+from gnomon.domain import RunState
 from gnomon.errors import GnomonError
 from gnomon.service import Service
+from gnomon.service.access import face_template, open_face
 
-FACE = "tsm"
+FACE_NAME = "tsm"
 SUBMIT_WAIT_S = 30.0
 
 
@@ -46,10 +47,24 @@ def envelope(
     return JSON(body, status_code=status)
 
 
+class Envelope(kit.Dialect):
+    """The original's envelope for every refusal; bad input is a 400."""
+
+    def answer(self, status: int, message: str) -> JSON:
+        return envelope(status, err=message)
+
+    def words(self, exc: GnomonError) -> tuple[int, str]:
+        return (400 if exc.status in (400, 422) else exc.status), exc.message
+
+    def http(self, request: Request, exc: HTTPException) -> tuple[int, str]:
+        if exc.status_code == 405:
+            return 405, f"method {request.method} not allowed here"
+        return exc.status_code, f"no route {request.method} {request.url.path}"
+
+
 def create_face(state: State, settings: Settings) -> FastAPI:
-    face = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
-    face.state = state
-    who = Principal(token_id="face:tsm", name="tsm", roles={settings.tsm_space: Role.developer})
+    face = kit.application(state, DIALECT)
+    anyone = open_face(FACE_NAME, settings.tsm_space)
 
     @face.get("/health")
     async def health() -> JSON:
@@ -58,25 +73,18 @@ def create_face(state: State, settings: Settings) -> FastAPI:
     @face.post("/{name}/run")
     async def run(name: str, request: Request) -> JSON:
         svc: Service = request.app.state.svc
-        try:
-            caller = await principal_of(request) if settings.tsm_auth else who
-        except GnomonError as exc:
-            return envelope(exc.status, err=exc.message)
-        template = svc.templates.by_name.get(name)
-        if template is None or FACE not in template.faces:
-            return envelope(404, err=f"no endpoint /{name}/run")
+        caller = await principal_of(request) if settings.tsm_auth else anyone
+        template = face_template(svc.templates.by_name, FACE_NAME, name)
+        if template is None:
+            raise Refusal(404, f"no endpoint /{name}/run")
         body = await request.body()  # the guard has read it, within the limit
         try:
             params: Any = json.loads(body) if body.strip() else None
         except (ValueError, RecursionError):
-            return envelope(400, err="the body is not valid JSON")
+            raise Refusal(400, "the body is not valid JSON") from None
         if not isinstance(params, dict):
-            return envelope(400, err="the body must be a JSON object of parameters")
-        try:
-            run = await svc.templates.trigger(caller, name, params)
-        except GnomonError as exc:
-            status = 400 if exc.status in (400, 422) else exc.status
-            return envelope(status, err=exc.message)
+            raise Refusal(400, "the body must be a JSON object of parameters")
+        run = await svc.templates.trigger(caller, name, params)
         done = await svc.templates.handed_on(run["id"], SUBMIT_WAIT_S)
         if done is None:
             return envelope(
@@ -103,58 +111,8 @@ def create_face(state: State, settings: Settings) -> FastAPI:
             run_id=run["id"],
         )
 
-    @face.exception_handler(404)
-    async def _missing(request: Request, exc: Exception) -> JSON:
-        return envelope(404, err=f"no route {request.method} {request.url.path}")
-
-    @face.exception_handler(405)
-    async def _method(request: Request, exc: Exception) -> JSON:
-        return envelope(405, err=f"method {request.method} not allowed here")
-
     return face
 
 
-def guard_envelope(app: ASGIApp) -> ASGIApp:
-    """The request guard's refusals (the native error JSON) in the face's envelope: bad input
-    is a 400 here, as the face's own."""
-
-    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        start: Message | None = None
-
-        async def translate(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start" and message["status"] >= 400:
-                start = message  # held until the body shows whose answer it is
-                return
-            if start is None or message["type"] != "http.response.body":
-                await send(message)
-                return
-            if message.get("more_body", False):  # streamed: not the guard's answer
-                await send(start)
-                start = None
-                await send(message)
-                return
-            status, body = start["status"], message.get("body", b"")
-            try:
-                refusal = orjson.loads(body)["error"]["message"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                refusal = None
-            held, start = start, None
-            if refusal is None:
-                await send(held)
-                await send(message)
-                return
-            reply = envelope(400 if status == 422 else status, err=str(refusal))
-            await reply(scope, receive, send)
-
-        await app(scope, receive, translate)
-
-    return wrapped
-
-
-def mounted(state: State, settings: Settings) -> Face | None:
-    """The TSM face at its prefix (None when the prefix is '')."""
-    return face(create_face(state, settings), settings.tsm_prefix, present=guard_envelope)
+DIALECT = Envelope()
+FACE = kit.Face("tsm", create_face, DIALECT, lambda s: (s.tsm_prefix, ()))

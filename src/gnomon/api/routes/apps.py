@@ -34,16 +34,16 @@ async def list_apps(
     return JSON(present.page(items, nxt, present.app))
 
 
-@router.get("/v1/apps/{guid}", response_model=schemas.App)
+@router.get("/v1/apps/{app_id}", response_model=schemas.App)
 async def get_app(
-    guid: str, who: Principal = Depends(principal), svc: Service = Depends(service)
+    app_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> JSON:
-    return JSON(present.app(await svc.apps.get(who, guid)))
+    return JSON(present.app(await svc.apps.get(who, app_id)))
 
 
-@router.delete("/v1/apps/{guid}", status_code=204)
+@router.delete("/v1/apps/{app_id}", status_code=204)
 async def delete_app(
-    guid: str, who: Principal = Depends(principal), svc: Service = Depends(service)
+    app_id: str, who: Principal = Depends(principal), svc: Service = Depends(service)
 ) -> Response:
-    await svc.apps.delete(who, guid)
+    await svc.apps.delete(who, app_id)
     return present.no_content()

@@ -14,7 +14,6 @@ from gnomon.api.present import JSON, iso
 from gnomon.api.streams import Stream, caller_check, slot
 from gnomon.domain import Principal
 from gnomon.service import Service
-from gnomon.service.access import readable_spaces
 
 MAX_ID = 2**63 - 1
 CLOSED = orjson.dumps({"reason": "the token was revoked or its roles changed"}).decode()
@@ -64,16 +63,16 @@ async def events(
     resume = request.headers.get("last-event-id", "")
     if after is None and resume.isdigit() and int(resume) <= MAX_ID:
         after = int(resume)
-    spaces = readable_spaces(who, space)
     release = slot(svc, request, who)
     try:
         # "From now" is fixed before the answer starts, so nothing after it can be missed.
-        feed = await svc.events.open(
-            spaces=spaces,
+        feed = await svc.events.open_for(
+            who,
+            space=space,
             after=after,
             job_id=job,
             run_id=run,
-            executor=f"site:{site}" if site else None,
+            site=site,
             check=caller_check(svc, request, who, "ticket" in request.query_params),
         )
     except BaseException:

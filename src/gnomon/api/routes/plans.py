@@ -13,7 +13,7 @@ from gnomon.api.present import JSON, iso
 from gnomon.domain import Principal
 from gnomon.errors import Invalid
 from gnomon.plans import policy as policies
-from gnomon.plans.specs import DispatchSpec, PlanRevision, PlanSpec
+from gnomon.plans.requests import DispatchSpec, PlanRevision, PlanSpec
 from gnomon.service import Service
 
 router = APIRouter(tags=["plans"], responses=schemas.ERRORS)

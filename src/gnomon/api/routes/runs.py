@@ -14,6 +14,7 @@ from gnomon.api.present import JSON
 from gnomon.domain import FINAL_STATES, Principal, RunState
 from gnomon.errors import Invalid
 from gnomon.service import Service
+from gnomon.vocabulary import WAITING_STATES
 
 router = APIRouter(tags=["runs"], responses=schemas.ERRORS)
 STATES = {s.value for s in RunState}
@@ -93,7 +94,7 @@ async def _follow(svc: Service, who: Principal, run: dict) -> AsyncIterator[byte
         tail = run["output"].encode()
         size = run["output_size"]
         # A retry's row keeps the previous attempt's log until the next attempt is claimed.
-        restarted = run["attempt"] != attempt and run["state"] not in ("queued", "pending")
+        restarted = run["attempt"] != attempt and run["state"] not in WAITING_STATES
         if restarted or (run["attempt"] == attempt and size < sent):
             attempt, sent = run["attempt"], 0
             yield f"\n--- attempt {attempt} ---\n".encode()

@@ -16,7 +16,6 @@ from gnomon.api.present import JSON
 from gnomon.api.streams import Stream, caller_check, slot
 from gnomon.domain import Principal
 from gnomon.service import Service
-from gnomon.service.access import readable_spaces
 from gnomon.specs import SITE, ClaimSpec, HeartbeatSpec, ReportSpec, ReservationSpec
 
 MAX_ID = 2**63 - 1
@@ -144,11 +143,9 @@ async def site_events(
     resume = request.headers.get("last-event-id", "")
     if after is None and resume.isdigit() and int(resume) <= MAX_ID:
         after = int(resume)
-    await svc.sites.visible(who, site)
+    check = caller_check(svc, request, who, ticket=False)
+    feed = await svc.sites.changes(who, site, after, check)
     release = slot(svc, request, who)
-    feed = svc.sites.follow(
-        readable_spaces(who, None), site, after, caller_check(svc, request, who, ticket=False)
-    )
 
     async def stream() -> AsyncIterator[dict[str, str]]:
         async with aclosing(feed):

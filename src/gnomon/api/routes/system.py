@@ -42,4 +42,4 @@ async def readyz(svc: Service = Depends(service)) -> JSON:
 async def metrics(request: Request, svc: Service = Depends(service)) -> Response:
     if not svc.settings.metrics_public:
         await principal_of(request)
-    return Response(await svc.metrics.render(svc), media_type=CONTENT_TYPE_LATEST)
+    return Response(await svc.metrics.render(svc.db, svc.stats), media_type=CONTENT_TYPE_LATEST)

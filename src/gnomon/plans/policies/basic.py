@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gnomon.plans import calibration, toast
 from gnomon.plans.avoidance import Check, Limits, avoid, grid
-from gnomon.plans.policy import Block, Constraints, Context, Outcome, Policy, PolicyError, register
+from gnomon.plans.policy import Block, Constraints, Context, Draft, Policy, PolicyError, register
 from gnomon.plans.script import sorunlib
 from gnomon.plans.sky import PLANETS, US, Sky, wrap180
 
@@ -194,7 +194,7 @@ class Basic(Policy):
     Config = BasicConfig
     order = 1
 
-    def generate(self, t0: float, t1: float, config: Any, ctx: Context) -> Outcome:
+    def generate(self, t0: float, t1: float, config: Any, ctx: Context) -> Draft:
         cfg: BasicConfig = config
         if t1 <= t0:
             raise PolicyError("Invalid time window: t1 must be after t0")
@@ -238,7 +238,7 @@ class Basic(Policy):
             alt_range=rules.alt_range.alt_range,
             time_step=sa.time_step,
         )
-        return Outcome(blocks, sorunlib(blocks), constraints)
+        return Draft(blocks, sorunlib(blocks), constraints)
 
 
 def _moved(b: Block, t0: float, t1: float) -> Block:

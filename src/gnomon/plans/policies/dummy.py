@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from gnomon.plans.policy import Block, Constraints, Context, Outcome, Policy, register
+from gnomon.plans.policy import Block, Constraints, Context, Draft, Policy, register
 from gnomon.plans.script import sleeps
 
 
@@ -34,7 +34,7 @@ class Dummy(Policy):
     Config = DummyConfig
     order = 0
 
-    def generate(self, t0: float, t1: float, config: Any, ctx: Context) -> Outcome:
+    def generate(self, t0: float, t1: float, config: Any, ctx: Context) -> Draft:
         lo, hi = min(t0, t1), max(t0, t1)
         parts = split(hi - lo, random.Random(config.seed))
         blocks, at = [], lo
@@ -44,4 +44,4 @@ class Dummy(Policy):
                 blocks.append(Block("sleep", "wait", at, end))
             at = end
         now = ctx.now if ctx.now is not None else time.time()
-        return Outcome(blocks, sleeps(parts, now), Constraints())
+        return Draft(blocks, sleeps(parts, now), Constraints())

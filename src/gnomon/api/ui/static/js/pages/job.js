@@ -23,7 +23,7 @@ export async function render(main, { args }) {
       h("dt", "Retry"), h("dd", h("code", JSON.stringify(job.retry))),
       h("dt", "Concurrency"), h("dd", h("code", JSON.stringify(job.concurrency))),
       h("dt", "Params"), h("dd", h("code", JSON.stringify(job.params))),
-      job.app ? [h("dt", "App"), h("dd", h("code", job.app))] : null,
+      job.app_id ? [h("dt", "App"), h("dd", h("code", job.app_id))] : null,
       Object.keys(job.labels || {}).length ? [h("dt", "Labels"), h("dd", h("code", JSON.stringify(job.labels)))] : null,
       h("dt", "Id"), h("dd", h("code", job.id))));
   }

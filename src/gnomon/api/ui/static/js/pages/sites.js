@@ -27,7 +27,7 @@ async function renderList(main) {
       h("td", h("a", { href: `#/sites/${encodeURIComponent(x.site)}` }, x.site)),
       h("td.num", String(x.queued ?? 0)), h("td.num", String(x.claimed ?? 0)), h("td.num", String(x.running ?? 0)),
       h("td.num", String(x.agents.length)), h("td", ago(x.last_contact_at ?? null)),
-      h("td", x.reservation ? `${holder(x.reservation)} until ${when(x.reservation.end)}` : "—"))),
+      h("td", x.reservation ? `${holder(x.reservation)} until ${when(x.reservation.end_at)}` : "—"))),
     "No sites yet: a site appears when a job names executor site:<name> or an agent polls it."));
 }
 
@@ -51,12 +51,12 @@ function calendar(start, items, onDelete) {
     const z = a + DAY;
     const track = h("div.track", { role: "list", "aria-label": new Date(a).toDateString() });
     for (const r of items) {
-      const ra = Date.parse(r.start);
-      const rz = Date.parse(r.end);
+      const ra = Date.parse(r.start_at);
+      const rz = Date.parse(r.end_at);
       if (rz <= a || ra >= z) continue;
       const left = ((Math.max(ra, a) - a) / DAY) * 100;
       const width = Math.max(0.8, ((Math.min(rz, z) - Math.max(ra, a)) / DAY) * 100);
-      const label = `${holder(r)}: ${when(r.start)} – ${when(r.end)}${r.note ? ` (${r.note})` : ""}`;
+      const label = `${holder(r)}: ${when(r.start_at)} – ${when(r.end_at)}${r.note ? ` (${r.note})` : ""}`;
       const bar = h("button.resv", { type: "button", role: "listitem", title: label, "aria-label": `Reservation ${label}. Delete`, dataset: { reservation: r.id } }, r.note || r.owner_name || "reserved");
       bar.style.left = `${left}%`;
       bar.style.width = `${width}%`;
@@ -87,7 +87,7 @@ export async function render(main, { args }) {
   let week = weekStart(Date.now());
   const held = detail && detail.reservation;
   append(main, [h("h1", "Site ", site),
-    held ? h("p", `Reserved by ${holder(held)} until ${when(held.end)}${held.note ? ` (${held.note})` : ""}.`) : null,
+    held ? h("p", `Reserved by ${holder(held)} until ${when(held.end_at)}${held.note ? ` (${held.note})` : ""}.`) : null,
     h("div.grid2",
       h("section", { "aria-labelledby": "h-agents" }, h("h2#h-agents", "Agents"), agents),
       h("section", { "aria-labelledby": "h-queue" }, h("h2#h-queue", "Queue"), queue))]);
@@ -123,7 +123,7 @@ export async function render(main, { args }) {
   let supported = true;
 
   async function remove(r) {
-    if (!(await confirmDialog(`Delete the reservation ${when(r.start)} – ${when(r.end)}?`))) return;
+    if (!(await confirmDialog(`Delete the reservation ${when(r.start_at)} – ${when(r.end_at)}?`))) return;
     try {
       await del(`${base}/${r.id}`);
       say("Reservation deleted.");
@@ -138,7 +138,7 @@ export async function render(main, { args }) {
     clear(list).append(table(["From", "To", "Held by", "Note", ""], reservations.map((r) => {
       const b = h("button.danger", { type: "button" }, "Delete");
       b.addEventListener("click", () => remove(r));
-      return h("tr", { dataset: { reservation: r.id } }, h("td", when(r.start)), h("td", when(r.end)), h("td", holder(r)), h("td", r.note || ""), h("td", b));
+      return h("tr", { dataset: { reservation: r.id } }, h("td", when(r.start_at)), h("td", when(r.end_at)), h("td", holder(r)), h("td", r.note || ""), h("td", b));
     }), "No reservations."));
   }
   async function loadReservations() {
@@ -160,11 +160,11 @@ export async function render(main, { args }) {
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     try {
-      const body = { start: new Date(start.value).toISOString(), end: new Date(end.value).toISOString() };
+      const body = { start_at: new Date(start.value).toISOString(), end_at: new Date(end.value).toISOString() };
       if (note.value.trim()) body.note = note.value.trim();
       await post(base, body);
       say("Reserved.");
-      week = weekStart(Date.parse(body.start));
+      week = weekStart(Date.parse(body.start_at));
       await loadReservations();
     } catch (err) {
       say(err.message, "error");

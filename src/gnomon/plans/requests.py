@@ -1,4 +1,6 @@
-"""Validated inputs for plans, shared by the native API, the CLI and the schedule face."""
+"""What callers ask of plans — make one (`PlanSpec`), revise one (`PlanRevision`), dispatch one
+(`DispatchSpec`) — validated; shared by the native API, the CLI and the schedule face. (The
+service's other inputs are in `gnomon.specs`.)"""
 
 from __future__ import annotations
 

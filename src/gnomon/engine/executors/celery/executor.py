@@ -1,5 +1,6 @@
 """The Celery executor: an attempt becomes a task on a real broker (Redis, or RabbitMQ by URL);
-workers started with `celery -A gnomon.celery_worker worker` run it and report into Redis.
+workers started with `celery -A gnomon.engine.executors.celery.worker worker` (the `worker`
+module beside this one) run it and report into Redis.
 
 Publishing is batched (one producer, many messages, off the event loop); the reports of every
 task in flight are read with one pipelined round trip per poll. A task whose worker stops
@@ -21,14 +22,20 @@ import redis.asyncio as aioredis
 import structlog
 
 from gnomon.abc import Attempt, Executor, Outcome
-from gnomon.celery_worker import TASK, cancel_key, claim_key, done_key, make_app
 from gnomon.config import Settings
 from gnomon.domain import CeleryOptions, RunState
+from gnomon.engine.executors.celery.protocol import (
+    RESULT_TTL_S,
+    TASK,
+    cancel_key,
+    claim_key,
+    done_key,
+    make_app,
+)
 
 log = structlog.get_logger(__name__)
 
 STOP_WAIT_S = 5.0  # after a cancel or timeout: how long the worker may take to confirm
-CANCEL_TTL_S = 7 * 86400
 
 
 @dataclass
@@ -214,7 +221,7 @@ class CeleryExecutor(Executor):
             task.total = total
 
     async def _cancel(self, task_id: str) -> None:
-        await self.redis.set(cancel_key(task_id), b"1", ex=CANCEL_TTL_S)
+        await self.redis.set(cancel_key(task_id), b"1", ex=RESULT_TTL_S)
         if not await self.redis.exists(claim_key(task_id)):
             # Not started: it never will (the worker checks the key after claiming).
             task = self._tasks.get(task_id)

@@ -1,4 +1,4 @@
-"""Job templates: the file format, parameter schemas, argv mapping."""
+"""The templates file (gnomon.template_file): the format, parameter schemas, argv mapping."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from gnomon.domain import render_argv, secret_env, shell_command
-from gnomon.templates import describe_error, load
+from gnomon.template_file import describe_error, load
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tsm" / "templates.toml"
 UUID = "ce2b4fb6-d9de-11eb-a236-125e5a40a845"

@@ -1,4 +1,5 @@
-"""Job templates: named, parameterised jobs defined in a TOML file.
+"""The templates file: named, parameterised jobs defined in TOML — its format, its loader, and
+each template's parameter model. (Serving them as a use case is `gnomon.service.templates`.)
 
 A template declares its parameters (type, required, default), an argv with `{name}`
 placeholders, plain environment, secrets by name (variable -> a secret in the settings, never
