@@ -9,12 +9,12 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
 python=${PYTHON:-$root/.venv/bin/python}
-only=${BENCH_ONLY:-submit batch schedules_create e2e_noop schedules_lateness idle stats sites slurm celery_throughput}
+only=${BENCH_ONLY:-submit batch schedules_create e2e_noop shell schedules_lateness idle stats sites slurm celery_throughput peers}
 out=${BENCH_OUT:-}
 [ -n "$out" ] && mkdir -p "$out"
 
 # name:time limit (s) — each benchmark is bounded; the limits are far above normal run times.
-limits="submit:300 batch:600 schedules_create:300 e2e_noop:1500 schedules_lateness:900 idle:600 stats:600 sites:600 slurm:600 celery_throughput:900"
+limits="submit:300 shell:600 batch:600 schedules_create:300 e2e_noop:1500 schedules_lateness:900 idle:600 stats:600 sites:600 slurm:600 celery_throughput:900 peers:1200"
 
 failed=()
 for name in $only; do

@@ -854,8 +854,7 @@ def cancel_cmd(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="R
     with connect(ctx) as client:
         run = client.cancel_run(run_id)
     typer.echo(
-        f"run {run['id']}: {run['state']}"
-        + (" (stopping)" if run["state"] in HELD_STATES else "")
+        f"run {run['id']}: {run['state']}" + (" (stopping)" if run["state"] in HELD_STATES else "")
     )
 
 

@@ -21,7 +21,7 @@ from ulid import ULID
 from gnomon.abc import Attempt, Executor, Outcome, OutputSink
 from gnomon.config import Settings
 from gnomon.domain import RunChange, clip_output, retry_policy, settle
-from gnomon.service.execution import Execution
+from gnomon.service.execution import Claimed, Execution
 from gnomon.service.signals import Signals
 from gnomon.vocabulary import HELD_STATES, RunState
 
@@ -105,36 +105,84 @@ class Dispatcher:
         """Claim while there is room: shell commands up to `workers` processes, light work
         (noop, http) up to `max_inflight`; sleep until the next run is due otherwise."""
         names = list(self.executors)
-        batch = self.settings.claim_batch
         while True:
-            if all(e.remote for e in self.executors.values()):  # no local processes
-                lanes = [(None, min(batch, self.settings.max_inflight - len(self.inflight)))]
-            else:
-                shells = sum(1 for a, _ in self.inflight.values() if a.action["type"] == "shell")
-                lanes = [
-                    (True, min(batch, self.settings.workers - shells)),
-                    (False, min(batch, self.settings.max_inflight - (len(self.inflight) - shells))),
-                ]
-            if all(limit <= 0 for _, limit in lanes):
-                self._room.clear()
-                await self._room.wait()
-                continue
+            armed = self._queued.armed()  # a run queued while claiming is not missed
             try:
-                claimed, due = await self.execution.claim(names, lanes, self.worker_id)
+                claimed, asked = await self._claim(names)
             except Exception:
                 log.exception("claim failed")
                 await asyncio.sleep(1)
                 continue
-            for run in claimed:
-                self._start(run)
-            if claimed:
+            if not asked:  # no room: wait for an attempt to end
+                self._room.clear()
+                await self._room.wait()
                 continue
-            # Nothing claimable: wait for new work, the next `not_before`, or the poll interval
-            # (work due but held back by a full lane also waits here).
+            for run in claimed.runs:
+                self._start(run)
+            if claimed.taken:
+                continue  # more may be due
+            # Nothing more claimable: wait for new work, an attempt to end (work held back by
+            # a full lane), the next `not_before`, or the poll interval.
             wait = self.settings.poll_s
-            if due is not None and due > time.time():
-                wait = min(wait, due - time.time())
-            await self._queued.wait(wait)
+            if claimed.due is not None and claimed.due > time.time():
+                wait = min(wait, claimed.due - time.time())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(armed.wait(), wait)
+
+    def _lanes(self) -> tuple[list[tuple[bool | None, int]], int]:
+        """How many runs to claim: shell commands up to `workers` processes, light work
+        (noop, http) up to `max_inflight`; and how many in all."""
+        batch = self.settings.claim_batch
+        room = self.settings.max_inflight - len(self.inflight)
+        if all(e.remote for e in self.executors.values()):  # no local processes
+            lanes: list[tuple[bool | None, int]] = [(None, min(batch, room))]
+        else:
+            shells = sum(1 for a, _ in self.inflight.values() if a.action["type"] == "shell")
+            lanes = [
+                (True, min(batch, self.settings.workers - shells)),
+                (False, min(batch, room + shells)),
+            ]
+        return lanes, sum(limit for _, limit in lanes if limit > 0)
+
+    async def _claim(self, names: list[str]) -> tuple[Claimed, int]:
+        """One claim with the room there is, carrying the changes waiting to be written (one
+        commit for both); and how many runs it asked for (0: no room, nothing done)."""
+        async with self._flush_lock:
+            lanes, asked = self._lanes()
+            if not asked:
+                return Claimed([], 0, None), 0
+            changes, self._changes = self._changes, {}
+            try:
+                claimed = await self.execution.claim(
+                    names,
+                    lanes,
+                    self.worker_id,
+                    changes=list(changes.values()),
+                    settle_now=self._settle_now,
+                )
+            except BaseException:
+                for run_id, change in changes.items():  # keep them for the next try
+                    self._changes.setdefault(run_id, change)
+                self._flush_wake.set()
+                raise
+            return claimed, asked
+
+    def _settle_now(self, run: dict[str, Any]) -> RunChange | None:
+        """The whole attempt of a run whose outcome needs no work (a no-op), as one change:
+        written with its claim."""
+        attempt = Attempt(
+            run=run,
+            action=run["action"],
+            params=run["params"] or {},
+            timeout_s=run["timeout_s"],
+            output=TailBuffer(0),
+        )
+        outcome = self.executors[run["executor"]].immediate(attempt)
+        if outcome is None:
+            return None
+        now = time.time()
+        start = RunChange(run["id"], now, (RunState.running,), {"started_at": now}, run["attempt"])
+        return start.then(_ended(run, outcome, now, "", 0))
 
     def _start(self, run: dict[str, Any]) -> None:
         tail = TailBuffer(self.settings.output_limit_bytes)
@@ -175,17 +223,9 @@ class Dispatcher:
     def _finish(self, run: dict[str, Any], outcome: Outcome, tail: TailBuffer) -> None:
         self.inflight.pop(run["id"], None)
         self._room.set()
+        self._queued.fire()  # room for a queued run held back by a full lane
         now = time.time()
-        change = settle(  # at its attempt: an attempt settles once, and only itself
-            run,
-            outcome.state,
-            retry_policy(run["retry"]),
-            now,
-            exit_code=outcome.exit_code,
-            message=outcome.message,
-            output=tail.text(),
-            output_size=tail.total,
-        )
+        change = _ended(run, outcome, now, tail.text(), tail.total)
         started = self._changes.pop(run["id"], None)
         if started is not None:  # its start or notes not written yet: write them with the end
             change = started.then(change)
@@ -257,3 +297,18 @@ class Dispatcher:
         held = self.inflight.get(run_id)
         if held is not None:
             held[0].cancelled.set()
+
+
+def _ended(run: dict[str, Any], outcome: Outcome, now: float, output: str, size: int) -> RunChange:
+    """The change that ends the attempt with `outcome`, at its attempt: an attempt settles
+    once, and only itself."""
+    return settle(
+        run,
+        outcome.state,
+        retry_policy(run["retry"]),
+        now,
+        exit_code=outcome.exit_code,
+        message=outcome.message,
+        output=output,
+        output_size=size,
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 
@@ -27,6 +27,15 @@ LEASE_EXPIRED = "lease expired: the worker holding this run stopped heartbeating
 WITHDRAWN = "cancelled: its schedule changed before the slot came"
 
 
+SettleNow = Callable[[dict[str, Any]], RunChange | None]
+
+
+class Claimed(NamedTuple):
+    runs: list[dict[str, Any]]  # to execute (those settled at once left out)
+    taken: int  # runs claimed, those settled at once included
+    due: float | None  # when nothing was due: when the next queued run becomes due
+
+
 class Execution:
     def __init__(self, db: Database, settings: Settings, signals: Signals):
         self.db = db
@@ -40,17 +49,24 @@ class Execution:
         executors: Sequence[str],
         lanes: Sequence[ledger.Lane],
         worker_id: str,
-    ) -> tuple[list[dict[str, Any]], float | None]:
-        """Claim due runs (see store.ledger.claim for lanes).
-
-        Returns (claimed runs, when the next queued run becomes due if none is due now).
+        *,
+        changes: Sequence[RunChange] = (),
+        settle_now: SettleNow | None = None,
+    ) -> Claimed:
+        """Claim due runs (see store.ledger.claim for lanes) in one transaction with the
+        worker's pending `changes` (its settlements ride along with its claims). Claimed runs
+        whose outcome `settle_now` knows without work (a no-op) are settled in the same
+        transaction: claimed, running and ended in one commit.
         """
-        now = time.time()
-        async with self.db.read() as conn:
-            due = await store.next_not_before(conn, executors)
-        if due is None or due > now:
-            return [], due
+        if not changes:
+            async with self.db.read() as conn:
+                due = await store.next_not_before(conn, executors)
+            if due is None or due > time.time():
+                return Claimed([], 0, due)
+        settled: list[RunChange] = []
         async with self.db.write() as conn:
+            now = time.time()
+            done = await ledger.move(conn, changes, worker_id=worker_id)
             claimed = await ledger.claim(
                 conn,
                 executors=executors,
@@ -59,9 +75,16 @@ class Execution:
                 lease_until=now + self.settings.lease_s,
                 now=now,
             )
-        if claimed:
-            self.signals.events.fire()
-        return claimed, None
+            if settle_now is not None:
+                settled = [c for r in claimed if (c := settle_now(r)) is not None]
+                done += await ledger.move(conn, settled, worker_id=worker_id)
+            released = await self.release_buffered(conn, done)
+        self._wake(done, released, claimed)
+        if claimed or not changes:
+            ended = {c.run_id for c in settled}
+            return Claimed([r for r in claimed if r["id"] not in ended], len(claimed), None)
+        async with self.db.read() as conn:
+            return Claimed([], 0, await store.next_not_before(conn, executors))
 
     async def apply(
         self, changes: Sequence[RunChange], *, worker_id: str | None = None
@@ -72,12 +95,23 @@ class Execution:
         async with self.db.write() as conn:
             done = await ledger.move(conn, changes, worker_id=worker_id)
             released = await self.release_buffered(conn, done)
-        self.signals.events.fire()
+        self._wake(done, released)
+        return done
+
+    def _wake(
+        self,
+        done: Sequence[dict[str, Any]],
+        released: int,
+        claimed: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """Tell the event streams, and the executors of runs queued again (a retry, a
+        buffered run's turn)."""
+        if done or claimed:
+            self.signals.events.fire()
         if released:
             self.signals.runs_queued.fire()
         elif requeued := {r["executor"] for r in done if r["state"] == RunState.queued}:
             self.signals.runs_queued.fire(requeued)
-        return done
 
     async def release_buffered(self, conn: Any, done: Sequence[dict[str, Any]]) -> int:
         """Queue the run each `buffer_one` schedule kept pending, once its active run in `done`

@@ -16,6 +16,7 @@ from __future__ import annotations
 import operator
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -160,14 +161,22 @@ async def insert_new(db: Database, rows: Rows) -> None:
         await db.driver_call(_sqlite_insert_new, _pg_insert_new, rows)
 
 
-def _first_events(rows: Sequence[dict[str, Any]], at: float | None) -> list[tuple[Any, ...]]:
-    return [_event(r, r["state"], r["created_at"] if at is None else at, 1) for r in rows]
+async def insert_rows(conn: AsyncConnection, rows: Rows) -> None:
+    """`insert_new` inside the caller's transaction."""
+    if not rows.records:
+        return
+    if is_postgres(conn):
+        await bulk_insert(conn, rows)
+        await bulk_insert(conn, Rows(events, _FIRST_EVENT, list(map(_first_event, rows.records))))
+        return
+    top = (await conn.exec_driver_sql("SELECT coalesce(max(rowid), 0) FROM runs")).scalar()
+    await conn.exec_driver_sql(rows.insert_sql, list(rows.records))
+    await conn.exec_driver_sql(_SQLITE_FIRST_EVENTS, (top,))
 
 
 async def insert(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """New runs (domain.new_run) and their first events, in the caller's transaction."""
-    await bulk_insert(conn, new_rows(rows))
-    await _log(conn, _first_events(rows, None))
+    await insert_rows(conn, new_rows(rows))
 
 
 async def insert_slots(
@@ -201,7 +210,7 @@ async def insert_slots(
             result = await conn.execute(stmt, list(part))
             inserted.update(r.id for r in result)
         created = [r for r in rows if r["id"] in inserted]
-    await _log(conn, _first_events(created, now))
+    await _log(conn, [_event(r, r["state"], now, 1) for r in created])
     return created
 
 
@@ -219,54 +228,104 @@ _JOB_FIELDS = (
 )
 
 
-def _claimed_values(worker_id: str, lease_until: float, now: float) -> dict[str, Any]:
-    return {
-        "state": CLAIMED,
-        "worker_id": worker_id,
-        "lease_expires_at": lease_until,
-        "claimed_at": now,
-        "updated_at": now,
-        "output": "",  # a new attempt starts a new log
-        "output_size": 0,
-    }
+_CLAIMED_VALUES = {
+    "state": CLAIMED,
+    "worker_id": sa.bindparam("worker"),
+    "lease_expires_at": sa.bindparam("lease"),
+    "claimed_at": sa.bindparam("now"),
+    "updated_at": sa.bindparam("now"),
+    "output": "",  # a new attempt starts a new log
+    "output_size": 0,
+}
 
 
-def _claimed_events(c: Any, now: float) -> sa.Select:
-    """The `claimed` event of each run in `c` (columns of a claimed-runs set)."""
-    return sa.select(
-        c.id, c.job_id, c.space, c.executor, c.attempt, c.state, c.status, sa.literal(now)
-    )
-
-
-def _due(
-    executors: Sequence[str],
-    shell: bool | None,
-    now: float,
-    spaces: Sequence[str] | None,
-    job_ids: Sequence[str] | None,
-    limited: bool,
-) -> sa.Select:
-    """Due queued runs of these executors (of jobs with a concurrency limit, or without)."""
+@lru_cache(maxsize=256)
+def _due(shell: bool | None, limited: bool, by_space: bool, by_job: bool) -> sa.Select:
+    """Due queued runs of the executors `:executors` (of jobs with a concurrency limit, or
+    without), oldest first, at most `:lim`; by `:spaces` / `:job_ids` when asked. Built once
+    per shape: a claim binds its values only."""
     max_running = jobs.c.concurrency["max_running"].as_string()
     stmt = (
         sa.select(runs.c.id)
         .join(jobs, jobs.c.id == runs.c.job_id)
         .where(
             runs.c.state == QUEUED,
-            runs.c.executor.in_(list(executors)),
-            runs.c.not_before <= now,
+            runs.c.executor.in_(sa.bindparam("executors", expanding=True)),
+            runs.c.not_before <= sa.bindparam("now"),
             max_running.is_not(None) if limited else max_running.is_(None),
         )
         .order_by(runs.c.not_before, runs.c.id)
+        .limit(sa.bindparam("lim", type_=sa.Integer))
     )
-    if spaces is not None:
-        stmt = stmt.where(runs.c.space.in_(list(spaces)))
-    if job_ids is not None:
-        stmt = stmt.where(runs.c.job_id.in_(list(job_ids)))
+    if by_space:
+        stmt = stmt.where(runs.c.space.in_(sa.bindparam("spaces", expanding=True)))
+    if by_job:
+        stmt = stmt.where(runs.c.job_id.in_(sa.bindparam("job_ids", expanding=True)))
     if shell is not None:
         kind = jobs.c.action["type"].as_string()
         stmt = stmt.where(kind == "shell" if shell else kind != "shell")
     return stmt
+
+
+@lru_cache(maxsize=256)
+def _claim_free_stmt(postgres: bool, *shape: Any) -> sa.Executable:
+    """The one statement that claims the runs `_due(*shape)` picks (jobs without a limit):
+    on PostgreSQL with SKIP LOCKED, the jobs' fields and the `claimed` events in it too."""
+    pick = _due(*shape)
+    if postgres:
+        pick = pick.with_for_update(skip_locked=True, of=runs)
+        claimed = (
+            sa.update(runs)
+            .where(runs.c.id.in_(pick.scalar_subquery()), runs.c.job_id == jobs.c.id)
+            .values(_CLAIMED_VALUES)
+            .returning(*LIST_COLUMNS, *_JOB_FIELDS)
+            .cte("claimed")
+        )
+        c = claimed.c
+        logged = (
+            sa.insert(events)
+            .from_select(
+                EVENT_COLUMNS,
+                sa.select(
+                    c.id,
+                    c.job_id,
+                    c.space,
+                    c.executor,
+                    c.attempt,
+                    c.state,
+                    c.status,
+                    sa.bindparam("now"),
+                ),
+            )
+            .cte("logged")
+        )
+        return sa.select(claimed).add_cte(logged)
+    return (
+        sa.update(runs)
+        .where(runs.c.id.in_(pick.scalar_subquery()))
+        .values(_CLAIMED_VALUES)
+        .returning(*LIST_COLUMNS)
+    )
+
+
+_JOB_FIELDS_OF = sa.select(jobs.c.id, *_JOB_FIELDS).where(
+    jobs.c.id.in_(sa.bindparam("ids", expanding=True))
+)
+_HELD_COUNTS = (
+    sa.select(runs.c.job_id, sa.func.count())
+    .where(runs.c.job_id.in_(sa.bindparam("ids", expanding=True)), runs.c.state.in_(HELD))
+    .group_by(runs.c.job_id)
+)
+_CLAIM_IDS = (
+    sa.update(runs)
+    .where(runs.c.id.in_(sa.bindparam("ids", expanding=True)), runs.c.state == QUEUED)
+    .values(_CLAIMED_VALUES)
+)
+_CLAIMED_WITH_JOBS = (
+    sa.select(*LIST_COLUMNS, *_JOB_FIELDS)
+    .join(jobs, jobs.c.id == runs.c.job_id)
+    .where(runs.c.id.in_(sa.bindparam("ids", expanding=True)))
+)
 
 
 async def claim(
@@ -293,16 +352,25 @@ async def claim(
     Returns the claimed runs with their job's `action`, `retry`, `executor_options` and
     `job_name` (on SQLite from `jobs_known` where it knows them).
     """
+    params: dict[str, Any] = {
+        "executors": list(executors),
+        "now": now,
+        "worker": worker_id,
+        "lease": lease_until,
+    }
+    if spaces is not None:
+        params["spaces"] = list(spaces)
+    if job_ids is not None:
+        params["job_ids"] = list(job_ids)
+    by = (spaces is not None, job_ids is not None)
     out: list[dict[str, Any]] = []
     for shell, limit in lanes:
         if limit <= 0:
             continue
-        pick = _due(executors, shell, now, spaces, job_ids, limited=False).limit(limit)
-        got = await _claim_free(conn, pick, worker_id, lease_until, now, jobs_known)
+        got = await _claim_free(conn, (shell, False, *by), {**params, "lim": limit}, jobs_known)
         if len(got) < limit:
-            pick = _due(executors, shell, now, spaces, job_ids, limited=True)
-            pick = pick.limit(limit - len(got))
-            got += await _claim_counted(conn, pick, worker_id, lease_until, now)
+            room = {**params, "lim": limit - len(got)}
+            got += await _claim_counted(conn, (shell, True, *by), room)
         out += got
     out.sort(key=lambda r: (r["not_before"], r["id"]))
     return out
@@ -310,38 +378,17 @@ async def claim(
 
 async def _claim_free(
     conn: AsyncConnection,
-    pick: sa.Select,
-    worker_id: str,
-    lease_until: float,
-    now: float,
+    shape: tuple[Any, ...],
+    params: dict[str, Any],
     jobs_known: JobFields | None,
 ) -> list[dict[str, Any]]:
-    """Claim the runs `pick` selects (jobs without a concurrency limit) in one statement."""
-    claimed_values = _claimed_values(worker_id, lease_until, now)
-    if is_postgres(conn):
-        pick = pick.with_for_update(skip_locked=True, of=runs)
-        claimed = (
-            sa.update(runs)
-            .where(runs.c.id.in_(pick.scalar_subquery()), runs.c.job_id == jobs.c.id)
-            .values(claimed_values)
-            .returning(*LIST_COLUMNS, *_JOB_FIELDS)
-            .cte("claimed")
-        )
-        logged = (
-            sa.insert(events)
-            .from_select(EVENT_COLUMNS, _claimed_events(claimed.c, now))
-            .cte("logged")
-        )
-        return mappings(await conn.execute(sa.select(claimed).add_cte(logged)))
-    stmt = (
-        sa.update(runs)
-        .where(runs.c.id.in_(pick.scalar_subquery()))
-        .values(claimed_values)
-        .returning(*LIST_COLUMNS)
-    )
-    rows = mappings(await conn.execute(stmt))
-    if not rows:
+    """Claim the runs `_due(*shape)` picks (jobs without a concurrency limit) in one
+    statement."""
+    postgres = is_postgres(conn)
+    rows = mappings(await conn.execute(_claim_free_stmt(postgres, *shape), params))
+    if postgres or not rows:
         return rows
+    now = params["now"]
     await _log(conn, [_event(r, CLAIMED, now, r["attempt"]) for r in rows])
     known: dict[str, dict[str, Any]] = {}
     for job_id in {r["job_id"] for r in rows}:
@@ -349,8 +396,7 @@ async def _claim_free(
         if fields is not None:
             known[job_id] = fields
     if missing := {r["job_id"] for r in rows} - set(known):
-        stmt = sa.select(jobs.c.id, *_JOB_FIELDS).where(jobs.c.id.in_(list(missing)))
-        for r in mappings(await conn.execute(stmt)):
+        for r in mappings(await conn.execute(_JOB_FIELDS_OF, {"ids": list(missing)})):
             known[r.pop("id")] = r
     for r in rows:
         r.update(known[r["job_id"]])
@@ -358,25 +404,20 @@ async def _claim_free(
 
 
 async def _claim_counted(
-    conn: AsyncConnection, pick: sa.Select, worker_id: str, lease_until: float, now: float
+    conn: AsyncConnection, shape: tuple[Any, ...], params: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """Claim the runs `pick` selects (jobs with a concurrency limit) while their jobs hold
-    fewer runs than the limit (counted under a per-job lock on PostgreSQL)."""
-    candidates = pick.with_only_columns(runs.c.id, runs.c.job_id, jobs.c.concurrency)
-    rows = (await conn.execute(for_update(conn, candidates, of=runs))).all()
+    """Claim the runs `_due(*shape)` picks (jobs with a concurrency limit) while their jobs
+    hold fewer runs than the limit (counted under a per-job lock on PostgreSQL)."""
+    candidates = _due(*shape).with_only_columns(runs.c.id, runs.c.job_id, jobs.c.concurrency)
+    rows = (await conn.execute(for_update(conn, candidates, of=runs), params)).all()
     if not rows:
         return []
     limits = {r.job_id: r.concurrency["max_running"] for r in rows}
     if is_postgres(conn):
         for job_id in sorted(limits):
             await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(job_id))))
-    held = await conn.execute(
-        sa.select(runs.c.job_id, sa.func.count())
-        .where(runs.c.job_id.in_(list(limits)), runs.c.state.in_(HELD))
-        .group_by(runs.c.job_id)
-    )
     room = dict(limits)
-    for job_id, n in held:
+    for job_id, n in await conn.execute(_HELD_COUNTS, {"ids": list(limits)}):
         room[job_id] -= n
     ids = []
     for r in rows:
@@ -385,18 +426,9 @@ async def _claim_counted(
             ids.append(r.id)
     if not ids:
         return []
-    await conn.execute(
-        sa.update(runs)
-        .where(runs.c.id.in_(ids), runs.c.state == QUEUED)
-        .values(_claimed_values(worker_id, lease_until, now))
-    )
-    stmt = (
-        sa.select(*LIST_COLUMNS, *_JOB_FIELDS)
-        .join(jobs, jobs.c.id == runs.c.job_id)
-        .where(runs.c.id.in_(ids))
-    )
-    claimed = mappings(await conn.execute(stmt))
-    await _log(conn, [_event(r, CLAIMED, now, r["attempt"]) for r in claimed])
+    await conn.execute(_CLAIM_IDS, {**params, "ids": ids})
+    claimed = mappings(await conn.execute(_CLAIMED_WITH_JOBS, {"ids": ids}))
+    await _log(conn, [_event(r, CLAIMED, params["now"], r["attempt"]) for r in claimed])
     return claimed
 
 
@@ -413,9 +445,10 @@ async def take(
     stmt = (
         sa.update(runs)
         .where(runs.c.id == run["id"], runs.c.state == QUEUED)
-        .values(_claimed_values(worker_id, lease_until, now))
+        .values(_CLAIMED_VALUES)
     )
-    if (await conn.execute(stmt)).rowcount == 0:
+    bound = {"worker": worker_id, "lease": lease_until, "now": now}
+    if (await conn.execute(stmt, bound)).rowcount == 0:
         return False
     await _log(conn, [_event({**run, "status": run.get("status")}, CLAIMED, now, run["attempt"])])
     return True

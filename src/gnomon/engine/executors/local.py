@@ -9,8 +9,6 @@ import contextlib
 import os
 import secrets as random
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ import orjson
 import structlog
 
 from gnomon import outbound, permits
-from gnomon.abc import Attempt, Executor, Outcome
+from gnomon.abc import Attempt, Executor, Outcome, OutputSink
 from gnomon.config import Settings
 from gnomon.credentials import redact
 from gnomon.domain import RunState, secret_env, shell_command
@@ -34,71 +32,13 @@ from gnomon.engine.executors.sandbox import (
     server_home,
     server_user,
 )
+from gnomon.engine.executors.spawner import PLACE, Spawner
 
 KILL_GRACE_S = 2.0
 HTTP_DEFAULT_TIMEOUT_S = 60.0
 REDACT_MARGIN = 8192  # response bytes read past what the log keeps
 
 log = structlog.get_logger(__name__)
-
-
-# PR_SET_PDEATHSIG reaches the direct child only: a shell script's own children (`sleep 30`
-# in `sleep 30; echo done`) would outlive a server killed with SIGKILL. The watchdog is one
-# small process per executor that holds the process groups of the commands running; when
-# its stdin reaches EOF (the server is gone, however it died) it kills those groups.
-_WATCHDOG = """
-import os, signal, sys
-groups = set()
-for line in sys.stdin:
-    pgid = int(line[1:])
-    (groups.add if line[0] == "+" else groups.discard)(pgid)
-for pgid in groups:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except OSError:
-        pass
-"""
-
-
-class Watchdog:
-    def __init__(self) -> None:
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def _send(self, line: str) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            self._proc = subprocess.Popen(
-                [_interpreter(), "-I", "-S", "-c", _WATCHDOG],  # no site: it imports nothing
-                stdin=subprocess.PIPE,
-                start_new_session=True,
-                env={},  # nothing of the server's to read in /proc/<pid>/environ
-            )
-        assert self._proc.stdin is not None
-        try:
-            self._proc.stdin.write(line.encode())
-            self._proc.stdin.flush()
-        except OSError:  # it died: the next command starts a new one
-            self._proc = None
-
-    def hold(self, pgid: int) -> None:
-        self._send(f"+{pgid}\n")
-
-    def release(self, pgid: int) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._send(f"-{pgid}\n")
-
-    def close(self) -> None:
-        if self._proc is not None and self._proc.stdin is not None:
-            with contextlib.suppress(OSError):
-                self._proc.stdin.close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._proc.wait(5)
-            self._proc = None
-
-
-def _interpreter() -> str:
-    """This very Python binary: /proc/self/exe reaches it even where the path to it does not
-    (a virtualenv in a home the server's user may not enter)."""
-    return "/proc/self/exe" if os.path.exists("/proc/self/exe") else sys.executable
 
 
 def inherited_env() -> dict[str, str]:
@@ -135,10 +75,11 @@ class LocalExecutor(Executor):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._http: httpx.AsyncClient | None = None
-        self._watchdog = Watchdog()
         self.confinement: Confinement = confinement(
             settings.sandbox, settings.run_user, "run_user" in settings.model_fields_set
         )
+        # Starts the shell commands, as the run user, and holds their process groups.
+        self._spawner = Spawner(self.confinement.ids)
         self._root: WorkRoot | None = None  # this executor's attempts' directories, once needed
         self._user = self.confinement.user.name if self.confinement.user else server_user()
 
@@ -155,7 +96,7 @@ class LocalExecutor(Executor):
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
-        self._watchdog.close()
+        self._spawner.close()
         if self._root is not None:
             await asyncio.to_thread(self._root.remove)
             self._root = None
@@ -247,7 +188,10 @@ class LocalExecutor(Executor):
         finally:
             if cwd is not None:
                 os.close(cwd[0])
-            await asyncio.shield(asyncio.to_thread(remove_tree, workdir))
+            try:
+                os.rmdir(workdir)  # what most commands leave: an empty directory
+            except OSError:
+                await asyncio.shield(asyncio.to_thread(remove_tree, workdir))
 
     def _open_cwd(self, cwd: str) -> tuple[int, Path]:
         """The job's `cwd`, opened (what is checked is what the command gets, whatever is
@@ -274,23 +218,34 @@ class LocalExecutor(Executor):
         workdir: Path,
         cwd: tuple[int, Path] | None,
     ) -> Outcome:
-        fd = None
+        fd = out_w = None
         try:
             hidden = self.hidden(cwd[1] if cwd else None) if self.confinement.bwrap else []
-            argv, spawn, fd = self.confinement.spawn(command, env, workdir, cwd, hidden)
-            proc = await Child.start(argv, spawn)
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            argv, spawn, fd = self.confinement.spawn(command, env, workdir, cwd, hidden, PLACE)
+            given = [f for f in (fd, cwd[0] if cwd else None) if f is not None]
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            try:
+                pid, exited = await self._spawner.start(argv, spawn, out_w, given)
+            except BaseException:
+                os.close(out_r)
+                raise
+        except (OSError, ValueError) as exc:
             return Outcome(RunState.failed, exit_code=127, message=f"could not start: {exc}")
         finally:
-            if fd is not None:
-                os.close(fd)
+            for each in (fd, out_w):
+                if each is not None:
+                    os.close(each)
+        try:
+            proc = await Child.attach(pid, exited, out_r, attempt.output)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+            raise
 
         async def pump() -> int:
-            while chunk := await proc.stdout.read(65536):
-                attempt.output.write(chunk)
+            await proc.drained
             return await proc.wait()
 
-        self._watchdog.hold(proc.pid)
         try:
             try:
                 stopped = await _wait_or_cancel(pump(), attempt)
@@ -301,7 +256,6 @@ class LocalExecutor(Executor):
             if stopped:
                 return stopped
         finally:
-            self._watchdog.release(proc.pid)
             proc.close()
         code = proc.returncode
         assert code is not None
@@ -397,68 +351,65 @@ async def _wait_or_cancel(work: Any, attempt: Attempt) -> Outcome | None:
 
 
 class Child:
-    """A command started by `subprocess.Popen` (which can switch users, unlike the event
-    loop's own subprocesses on uvloop): its output as a stream, its end awaited through a
-    pidfd (a thread where there is none), never through the loop's child watcher."""
+    """A command the spawner started: its output goes straight to the attempt's sink (no
+    buffer in between, reads as large as the pipe holds); its end comes from the spawner."""
 
-    def __init__(self, popen: subprocess.Popen[bytes], stdout: asyncio.StreamReader) -> None:
-        self.popen = popen
-        self.pid = popen.pid
-        self.stdout = stdout
+    def __init__(self, pid: int, exited: asyncio.Future[int]) -> None:
+        self.pid = pid
+        self._exited = exited
         self._transport: asyncio.BaseTransport | None = None
-        try:
-            self._pidfd: int | None = os.pidfd_open(popen.pid)
-        except (AttributeError, OSError):
-            self._pidfd = None
+        self.drained: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @classmethod
-    async def start(cls, argv: list[str], spawn: dict[str, Any]) -> Child:
-        popen = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            **spawn,
-        )
-        assert popen.stdout is not None
+    async def attach(
+        cls, pid: int, exited: asyncio.Future[int], out: int, sink: OutputSink
+    ) -> Child:
+        child = cls(pid, exited)
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(loop=loop)
-        child = cls(popen, reader)
-        child._transport, _ = await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader, loop=loop), popen.stdout
-        )
+        pipe = os.fdopen(out, "rb", buffering=0)
+        try:
+            child._transport, _ = await loop.connect_read_pipe(
+                lambda: _Pump(sink, child.drained), pipe
+            )
+        except BaseException:
+            pipe.close()
+            raise
         return child
 
     @property
     def returncode(self) -> int | None:
-        return self.popen.returncode
+        return self._exited.result() if self._exited.done() else None
 
     async def wait(self) -> int:
-        if self._pidfd is None:
-            return await asyncio.to_thread(self.popen.wait)
-        loop = asyncio.get_running_loop()
-        while (code := self.popen.poll()) is None:
-            ready: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(self._pidfd, lambda f=ready: f.done() or f.set_result(None))
-            try:
-                await ready
-            finally:
-                loop.remove_reader(self._pidfd)
-        return code
+        return await asyncio.shield(self._exited)
 
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
+
+
+class _Pump(asyncio.Protocol):
+    """A command's output pipe, written to the attempt's sink as it comes."""
+
+    def __init__(self, sink: OutputSink, drained: asyncio.Future[None]) -> None:
+        self.sink = sink
+        self.drained = drained
+
+    def data_received(self, data: bytes) -> None:
+        self.sink.write(data)
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.drained.done():
+            self.drained.set_result(None)
 
 
 async def _kill_group(proc: Child) -> None:
-    """TERM the whole process group, then KILL whatever is left."""
+    """TERM the whole process group, then KILL whatever is left (once the command itself
+    ended, the spawner killed its group already)."""
     if proc.returncode is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)

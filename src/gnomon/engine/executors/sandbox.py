@@ -4,10 +4,11 @@ Every attempt gets a directory of its own and an environment built from scratch.
 running as root starts commands as an unprivileged user (`run_user`); with bubblewrap
 (`sandbox`), each command also gets its own pid and IPC namespaces, a private /tmp, a
 read-only view of the machine, and no sight of the data directory, the secrets file or other
-attempts' directories. The user switch and the new session are done by `subprocess` itself
-(no Python code runs in the child); `setpriv --pdeathsig` makes the command die with the
-server, and bubblewrap gets only a clean environment (the command's comes through a file
-descriptor, never argv)."""
+attempts' directories. Commands are started by the executor's spawner (spawner.py), a small
+process that dies with the server and kills what it started first; the user switch and the
+new session are done by `subprocess` there, `setpriv --pdeathsig` (or a hook in the spawner's
+small child) makes the command die with it, and bubblewrap gets only a clean environment (the
+command's comes through a file descriptor, never argv)."""
 
 from __future__ import annotations
 
@@ -76,6 +77,11 @@ class Confinement:
     def mode(self) -> str:
         return "bwrap" if self.bwrap else "none"
 
+    @property
+    def ids(self) -> tuple[int, int, tuple[int, ...]] | None:
+        """Who the spawner becomes (uid, gid, groups) once it started: the run user."""
+        return (self.user.uid, self.user.gid, self.user.groups) if self.user else None
+
     def spawn(
         self,
         command: list[str],
@@ -83,28 +89,44 @@ class Confinement:
         workdir: Path,
         cwd: tuple[int, Path] | None,
         hidden: list[Path],
+        place: tuple[int, int] | None = None,
     ) -> tuple[list[str], dict[str, Any], int | None]:
         """The argv and Popen keywords that run `command` (in `workdir`, or in the directory
         open as `cwd`: a descriptor and its path); and a descriptor for the parent to close
-        once the command started (bubblewrap's arguments), if any."""
+        once the command started (bubblewrap's arguments), if any.
+
+        With `place`, the spawner starts it: a process that already runs as the run user (see
+        `ids`) and is not the server, so there is no user switch here, and no setpriv under
+        bubblewrap (its --die-with-parent ends the sandbox with the spawner); the command finds
+        the descriptors it is given (bubblewrap's arguments, then `cwd`'s) at these numbers
+        rather than where they are open here (the spawner puts them there)."""
         if any("\0" in item for item in (*command, *env, *env.values())):
             raise ValueError("a NUL character in the command or its environment")
         if any(not key or "=" in key for key in env):
             raise ValueError("an environment variable name that is empty or holds '='")
         kw: dict[str, Any] = {"start_new_session": True, "umask": 0o022}
         prefix = [self.setpriv, "--pdeathsig", "KILL", "--"] if self.setpriv else []
-        if not self.setpriv:
+        if place is not None and self.bwrap is not None:
+            prefix = []
+        elif not self.setpriv:
             kw["preexec_fn"] = die_with_parent
-        if self.user is not None and self.setpriv and self.bwrap is not None:
+        u = self.user if place is None else None  # the spawner is the run user already
+        if u is not None and self.setpriv and self.bwrap is not None:
             # What runs as root has a clean environment: setpriv can switch users (and the
             # server's process is not forked, only vforked).
-            u = self.user
             groups = f"--groups={','.join(map(str, u.groups))}" if u.groups else "--clear-groups"
             prefix[1:1] = [f"--reuid={u.uid}", f"--regid={u.gid}", groups]
-        elif self.user is not None:  # the command's own environment: switch before the exec
-            kw.update(user=self.user.uid, group=self.user.gid, extra_groups=list(self.user.groups))
-        opened = f"/proc/self/fd/{cwd[0]}" if cwd is not None else None
+        elif u is not None:  # the command's own environment: switch before the exec
+            kw.update(user=u.uid, group=u.gid, extra_groups=list(u.groups))
+        numbers = iter(place) if place is not None else None
+        args_at = next(numbers) if numbers is not None and self.bwrap is not None else None
+        cwd_at = cwd[0] if cwd is not None else None
+        if cwd is not None and numbers is not None:
+            cwd_at = next(numbers)
+        opened = f"/proc/self/fd/{cwd_at}" if cwd_at is not None else None
         if self.bwrap is None:
+            if place is not None:
+                kw["pass_fds"] = (cwd_at,) if cwd_at is not None else ()
             return [*prefix, *command], {**kw, "env": env, "cwd": opened or str(workdir)}, None
         uid = self.user.uid if self.user is not None else os.geteuid()
         hidden = [p for p in hidden if _reachable(p, uid)]  # the others are out of its reach
@@ -126,8 +148,9 @@ class Confinement:
         except BaseException:
             os.close(fd)
             raise
-        argv = [*prefix, self.bwrap, "--args", str(fd), "--", *command]
-        fds = (fd,) if cwd is None else (fd, cwd[0])
+        args_at = fd if args_at is None else args_at
+        argv = [*prefix, self.bwrap, "--args", str(args_at), "--", *command]
+        fds = (args_at,) if cwd_at is None else (args_at, cwd_at)
         return argv, {**kw, "env": {"PATH": MIN_PATH}, "cwd": "/", "pass_fds": fds}, fd
 
 

@@ -16,7 +16,6 @@ GNOMON_CELERY_REPORT_URL (a Redis; default: the broker when it is a Redis), GNOM
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 import time
@@ -59,6 +58,17 @@ class _Tail(OutputSink):
 settings = Settings()
 app = make_app(settings)
 _report: redis.Redis | None = None
+_loop: asyncio.AbstractEventLoop | None = None
+_executor: Any = None  # this worker process's LocalExecutor, made on its first task
+
+
+def _process_loop() -> asyncio.AbstractEventLoop:
+    """This worker process's one event loop: its local executor (and the spawner that starts
+    its shell commands) lives across tasks instead of starting anew for each."""
+    global _loop
+    if _loop is None or _loop.is_closed():
+        _loop = asyncio.new_event_loop()
+    return _loop
 
 
 def report() -> redis.Redis:
@@ -102,7 +112,7 @@ def run_attempt(self: Any, payload: dict[str, Any]) -> None:
             "worker": beat["worker"],
         }
     else:
-        outcome = asyncio.run(_execute(task_id, payload, r, beat))
+        outcome = _process_loop().run_until_complete(_execute(task_id, payload, r, beat))
     r.set(done_key(task_id), orjson.dumps(outcome), nx=True, ex=RESULT_TTL_S)
 
 
@@ -120,27 +130,26 @@ async def _execute(
         timeout_s=payload.get("timeout_s"),
         output=tail,
     )
-    executor = LocalExecutor(settings)
-    try:
-        if (now := executor.immediate(attempt)) is not None:
-            outcome = now
-        elif action["type"] not in ("shell", "http", "noop"):
-            cannot = f"a Celery worker cannot run '{action['type']}'"
-            return {"state": RunState.failed.value, "message": cannot}
-        else:
-            work = asyncio.ensure_future(executor.execute(attempt))
-            while not work.done():
-                await asyncio.wait({work}, timeout=BEAT_S)
-                beat.update(seq=beat["seq"] + 1, total=tail.total, output=tail.text())
-                pipe = r.pipeline(transaction=False)
-                pipe.set(claim_key(task_id), orjson.dumps(beat), ex=RESULT_TTL_S)
-                pipe.exists(cancel_key(task_id))
-                if pipe.execute()[1]:
-                    attempt.cancelled.set()
-            outcome = work.result()
-    finally:
-        with contextlib.suppress(Exception):
-            await executor.close()
+    global _executor
+    if _executor is None:  # one per worker process: its spawner lives across tasks
+        _executor = LocalExecutor(settings)
+    executor = _executor
+    if (now := executor.immediate(attempt)) is not None:
+        outcome = now
+    elif action["type"] not in ("shell", "http", "noop"):
+        cannot = f"a Celery worker cannot run '{action['type']}'"
+        return {"state": RunState.failed.value, "message": cannot}
+    else:
+        work = asyncio.ensure_future(executor.execute(attempt))
+        while not work.done():
+            await asyncio.wait({work}, timeout=BEAT_S)
+            beat.update(seq=beat["seq"] + 1, total=tail.total, output=tail.text())
+            pipe = r.pipeline(transaction=False)
+            pipe.set(claim_key(task_id), orjson.dumps(beat), ex=RESULT_TTL_S)
+            pipe.exists(cancel_key(task_id))
+            if pipe.execute()[1]:
+                attempt.cancelled.set()
+        outcome = work.result()
     return {
         "state": RunState(outcome.state).value,
         "exit_code": outcome.exit_code,
