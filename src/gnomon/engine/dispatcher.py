@@ -145,8 +145,15 @@ class Dispatcher:
         return lanes, sum(limit for _, limit in lanes if limit > 0)
 
     async def _claim(self, names: list[str]) -> tuple[Claimed, int]:
-        """One claim with the room there is, carrying the changes waiting to be written (one
-        commit for both); and how many runs it asked for (0: no room, nothing done)."""
+        """One claim with the room there is; and how many runs it asked for (0: no room,
+        nothing done). Where the database has one writer (SQLite), the claim carries the
+        changes waiting to be written and settles no-ops (one commit for all); elsewhere
+        claims and flushes overlap on connections of their own."""
+        if not self.execution.one_writer:
+            lanes, asked = self._lanes()
+            if not asked:
+                return Claimed([], 0, None), 0
+            return await self.execution.claim(names, lanes, self.worker_id), asked
         async with self._flush_lock:
             lanes, asked = self._lanes()
             if not asked:

@@ -44,6 +44,12 @@ class Execution:
         # Executors holding runs in this process: told at once when one of theirs is to stop.
         self.cancel_hooks: list[Callable[[str], None]] = []
 
+    @property
+    def one_writer(self) -> bool:
+        """Whether the database takes one writer at a time (SQLite): then fewer, larger
+        transactions win; with many (PostgreSQL), transactions that overlap do."""
+        return self.db.is_sqlite
+
     async def claim(
         self,
         executors: Sequence[str],

@@ -379,20 +379,26 @@ def test_cancel_all_commands(srv: Server) -> None:
     }
 
 
-def test_reservations_hold_the_site(srv: Server) -> None:
-    site = uid("wmd")
+def _reserve_now(srv: Server, site: str, token: str) -> httpx.Response:
+    """Reserve `site` from five minutes ago for an hour, with `token`."""
     now = datetime.now(UTC)
     window = {
         "start": (now - timedelta(minutes=5)).isoformat(),
         "end": (now + timedelta(hours=1)).isoformat(),
     }
-    bob = KEYS.token("auth0|bob")
     r = httpx.post(
         f"{srv.url}/v1/sites/{site}/reservations",
         json=window,
-        headers={"Authorization": f"Bearer {bob}"},
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status_code == 201, r.text
+    return r
+
+
+def test_reservations_hold_the_site(srv: Server) -> None:
+    site = uid("wmd")
+    bob = KEYS.token("auth0|bob")
+    r = _reserve_now(srv, site, bob)
     # A JWT's subject is a principal of its own, never a token id: `jwt:<sub>`.
     assert r.json()["owner"] == "jwt:auth0|bob" and r.json()["owner_name"] == "User auth0|bob"
     text_error(
@@ -412,18 +418,8 @@ def test_a_reservation_matches_the_user_the_body_names(srv: Server) -> None:
     """The original matched the reservation against the body's `user_id`: a service acting
     for the holder (a gnomon token) may queue; a JWT must name its own subject."""
     site = uid("wmd")
-    now = datetime.now(UTC)
-    window = {
-        "start": (now - timedelta(minutes=5)).isoformat(),
-        "end": (now + timedelta(hours=1)).isoformat(),
-    }
     bob = KEYS.token("auth0|bob")
-    r = httpx.post(
-        f"{srv.url}/v1/sites/{site}/reservations",
-        json=window,
-        headers={"Authorization": f"Bearer {bob}"},
-    )
-    assert r.status_code == 201, r.text
+    r = _reserve_now(srv, site, bob)
     with srv.client() as admin:
         r = admin.post("/v1/tokens", json={"name": uid("svc"), "roles": {"default": "developer"}})
         service = r.json()["token"]

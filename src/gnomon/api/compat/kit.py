@@ -17,6 +17,7 @@ guard (which speaks the face's dialect), inside its CORS policy. Callers are ide
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,15 +60,16 @@ class Cors:
     preflight_status: int = 204
 
 
-class Dialect:
+class Dialect(ABC):
     """How a face says no. A face subclasses it and gives `answer`, its one error helper; the
     kit sends every refusal through it. The other methods word each kind of refusal as
     (status, message); override those the face's contract words differently."""
 
     cors: Cors | None = None
 
+    @abstractmethod
     def answer(self, status: int, message: str) -> Response:
-        raise NotImplementedError
+        """The face's one error helper: a refusal in its own words."""
 
     def words(self, exc: GnomonError) -> tuple[int, str]:
         """A refusal of the service (a GnomonError)."""
